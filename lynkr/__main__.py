@@ -1,0 +1,3 @@
+from lynkr.cli import main
+
+main()

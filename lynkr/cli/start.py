@@ -1,0 +1,79 @@
+"""``lynkr start``: load and check the settings, then serve until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from pathlib import Path
+
+import typer
+from aiohttp import web
+from loguru import logger
+
+from lynkr import __version__
+from lynkr.cli.logs import setup_logging
+from lynkr.config import Settings, load_settings
+from lynkr.errors import ConfigError
+
+
+def start(
+    host: str | None = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1; env LYNKR_HOST)."),
+    port: int | None = typer.Option(None, "--port", "-p", help="Port to listen on (default 8081; env PORT)."),
+    env_file: Path | None = typer.Option(None, "--env-file", help="Read settings from this file instead of ./.env."),
+    log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning or error (env LOG_LEVEL)."),
+) -> None:
+    """Start the gateway: Claude Code, Codex and OpenAI clients point their base URL here."""
+    overrides = {k: v for k, v in {"host": host, "port": port, "log_level": log_level}.items() if v is not None}
+    try:
+        settings = load_settings(env_file, **overrides)
+    except ConfigError as exc:
+        typer.echo(f"lynkr: {exc}", err=True)
+        raise typer.Exit(2) from None
+    setup_logging(settings.log_level)
+    banner(settings)
+    serve(settings)
+
+
+def banner(settings: Settings) -> None:
+    backend = settings.backend()
+    url = f"http://{_url_host(settings.host)}:{settings.port}"
+    logger.info("lynkr {} listening on {}", __version__, url)
+    logger.info("backend: {} at {} (model {})", backend.name, backend.endpoint, backend.model)
+    small = settings.small_fast_model or backend.model
+    logger.info("models: claude-* -> {}; claude-*haiku* -> {}; other names pass through", backend.model, small)
+    logger.info("Claude Code:  ANTHROPIC_BASE_URL={} ANTHROPIC_API_KEY=lynkr claude", url)
+    if not _is_loopback(settings.host):
+        logger.warning("bound to {}: anyone who can reach this address can use your backend", settings.host)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def serve(settings: Settings) -> None:
+    from lynkr.server import create_app
+
+    loop = None
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
+                    access_log=None, shutdown_timeout=10, loop=loop)
+    except OSError as exc:
+        typer.echo(f"lynkr: cannot listen on {settings.host}:{settings.port}: {exc.strerror} "
+                   "(is another lynkr running? pick another --port)", err=True)
+        raise typer.Exit(1) from None
+    logger.info("lynkr stopped")

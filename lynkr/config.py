@@ -1,0 +1,197 @@
+"""lynkr's one settings object.
+
+Variable names are the Node.js Lynkr's, so an existing Lynkr ``.env`` works unchanged. Settings are
+loaded once, at the edge (the CLI), and passed down; no other module reads the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lynkr.errors import ConfigError
+
+ProviderName = Literal["openai", "openrouter", "azure-openai", "llamacpp", "lmstudio", "ollama"]
+PROVIDER_NAMES: tuple[str, ...] = ProviderName.__args__  # type: ignore[attr-defined]
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
+_UNITS = {None: 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def parse_size(value: str | int) -> int:
+    """'32mb' -> bytes (Lynkr's REQUEST_JSON_LIMIT format)."""
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(value)
+    if not m:
+        raise ValueError(f"not a size: {value!r} (use e.g. 32mb)")
+    unit = m.group(2).lower() if m.group(2) else None
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True,
+        populate_by_name=True,
+    )
+
+    # --- server ---
+    host: str = Field("127.0.0.1", alias="LYNKR_HOST")
+    port: int = Field(8081, ge=1, le=65535)
+    log_level: str = "info"
+    request_json_limit: int = 32 * 1024**2
+    stream_ping_interval: float = Field(10.0, gt=0, description="seconds of upstream silence before a ping")
+
+    # --- which backend, which model ---
+    model_provider: ProviderName = "ollama"
+    model_default: str | None = None
+    small_fast_model: str | None = None
+    max_output_tokens: int | None = Field(None, gt=0)
+
+    # --- OpenAI ---
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o"
+    openai_endpoint: str = "https://api.openai.com/v1/chat/completions"
+    openai_organization: str | None = None
+
+    # --- OpenRouter ---
+    openrouter_api_key: SecretStr | None = None
+    openrouter_model: str = "openai/gpt-4o-mini"
+    openrouter_endpoint: str = "https://openrouter.ai/api/v1/chat/completions"
+
+    # --- Azure OpenAI (chat deployments) ---
+    azure_openai_endpoint: str | None = None
+    azure_openai_api_key: SecretStr | None = None
+    azure_openai_deployment: str = "gpt-4o"
+    azure_openai_api_version: str = "2024-10-21"
+
+    # --- llama.cpp server ---
+    llamacpp_endpoint: str = "http://localhost:8080"
+    llamacpp_model: str = "default"
+    llamacpp_api_key: SecretStr | None = None
+    llamacpp_timeout_ms: int = Field(300_000, gt=0)
+
+    # --- LM Studio ---
+    lmstudio_endpoint: str = "http://localhost:1234"
+    lmstudio_model: str = "default"
+    lmstudio_api_key: SecretStr | None = None
+    lmstudio_timeout_ms: int = Field(300_000, gt=0)
+
+    # --- Ollama ---
+    ollama_endpoint: str = "http://localhost:11434"
+    ollama_model: str = "qwen2.5-coder:7b"
+    ollama_api_key: SecretStr | None = None
+    ollama_timeout_ms: int = Field(120_000, gt=0)
+    ollama_keep_alive: str | None = None
+    ollama_num_ctx: int | None = Field(None, gt=0)
+
+    # --- timeouts for cloud backends ---
+    request_timeout_ms: int = Field(600_000, gt=0)
+    connect_timeout_ms: int = Field(10_000, gt=0)
+
+    @field_validator("request_json_limit", mode="before")
+    @classmethod
+    def _size(cls, v: str | int) -> int:
+        return parse_size(v)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.lower()
+        if v not in {"trace", "debug", "info", "warning", "error", "critical"}:
+            raise ValueError("use one of debug, info, warning, error")
+        return v
+
+    # --- derived -------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise ConfigError naming the exact variable when the chosen backend cannot work."""
+        needs = {
+            "openai": ("openai_api_key", "OPENAI_API_KEY"),
+            "openrouter": ("openrouter_api_key", "OPENROUTER_API_KEY"),
+            "azure-openai": ("azure_openai_api_key", "AZURE_OPENAI_API_KEY"),
+        }
+        if self.model_provider in needs:
+            attr, var = needs[self.model_provider]
+            if getattr(self, attr) is None:
+                raise ConfigError(f"MODEL_PROVIDER={self.model_provider} needs {var} (set it in .env)")
+        if self.model_provider == "azure-openai" and not self.azure_openai_endpoint:
+            raise ConfigError(
+                "MODEL_PROVIDER=azure-openai needs AZURE_OPENAI_ENDPOINT "
+                "(e.g. https://NAME.openai.azure.com)"
+            )
+
+    def backend(self, name: str | None = None) -> BackendSettings:
+        """What one provider adapter needs, resolved from the flat variables."""
+        name = name or self.model_provider
+        s = _secret
+        if name == "openai":
+            return BackendSettings(
+                name, self.openai_endpoint, s(self.openai_api_key), self.openai_model,
+                self.request_timeout_ms, extra={"organization": self.openai_organization},
+            )
+        if name == "openrouter":
+            return BackendSettings(
+                name, self.openrouter_endpoint, s(self.openrouter_api_key), self.openrouter_model,
+                self.request_timeout_ms,
+            )
+        if name == "azure-openai":
+            return BackendSettings(
+                name, self.azure_openai_endpoint or "", s(self.azure_openai_api_key),
+                self.azure_openai_deployment, self.request_timeout_ms,
+                extra={"api_version": self.azure_openai_api_version},
+            )
+        if name == "llamacpp":
+            return BackendSettings(
+                name, self.llamacpp_endpoint, s(self.llamacpp_api_key), self.llamacpp_model,
+                self.llamacpp_timeout_ms,
+            )
+        if name == "lmstudio":
+            return BackendSettings(
+                name, self.lmstudio_endpoint, s(self.lmstudio_api_key), self.lmstudio_model,
+                self.lmstudio_timeout_ms,
+            )
+        if name == "ollama":
+            return BackendSettings(
+                name, self.ollama_endpoint, s(self.ollama_api_key), self.ollama_model,
+                self.ollama_timeout_ms,
+                extra={"keep_alive": self.ollama_keep_alive, "num_ctx": self.ollama_num_ctx},
+            )
+        raise ConfigError(f"unknown provider {name!r}; use one of {', '.join(PROVIDER_NAMES)}")
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value (for log redaction and tests)."""
+        return [v.get_secret_value() for v in self.__dict__.values() if isinstance(v, SecretStr)]
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    name: str
+    endpoint: str
+    api_key: str | None
+    model: str
+    timeout_ms: int
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _secret(v: SecretStr | None) -> str | None:
+    return v.get_secret_value() if v is not None else None
+
+
+def load_settings(env_file: Path | None = None, **overrides: object) -> Settings:
+    """Load .env (or ``env_file``) + environment; raise ConfigError with a one-line reason."""
+    if env_file is not None and not env_file.is_file():
+        raise ConfigError(f"env file not found: {env_file}")
+    try:
+        settings = Settings(_env_file=env_file or ".env", **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        var = str(first["loc"][0]).upper() if first["loc"] else "?"
+        raise ConfigError(f"{var}: {first['msg']} (got {first.get('input')!r})") from None
+    settings.check()
+    return settings

@@ -1,0 +1,208 @@
+"""Anthropic Messages stream events: a per-answer builder and the reducer that folds them.
+
+``MessageStream`` is what every translator (OpenAI Chat, Ollama, ...) drives: it keeps the one
+piece of state a translation needs (which content block is open) and emits the exact event
+sequence clients expect::
+
+    message_start → (content_block_start → content_block_delta* → content_block_stop)*
+                  → message_delta → message_stop
+
+``fold_events`` is the inverse: events → the final message, the same way the SDKs accumulate
+them. Tests use it to prove a translated stream equals the non-streamed answer.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+Event = dict[str, Any]
+
+
+def new_message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+def new_tool_id() -> str:
+    return "toolu_" + secrets.token_hex(12)
+
+
+def usage_block(
+    input_tokens: int = 0, output_tokens: int = 0, cache_read: int = 0, cache_creation: int = 0
+) -> dict[str, int]:
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": cache_creation,
+        "cache_read_input_tokens": cache_read,
+    }
+
+
+def empty_message(message_id: str, model: str, usage: dict[str, int] | None = None) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage or usage_block(),
+    }
+
+
+def parse_tool_input(raw: str) -> dict[str, Any]:
+    """A tool call's accumulated JSON arguments as the ``input`` object (lenient, like the SDKs)."""
+    if not raw.strip():
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"_unparsed_arguments": raw}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+class MessageStream:
+    """Emits the Anthropic event sequence for one answer. One instance per answer, never shared."""
+
+    __slots__ = ("_kind", "_open_key", "_started", "_tools", "index", "message_id", "model")
+
+    def __init__(self, *, model: str, message_id: str | None = None) -> None:
+        self.model = model
+        self.message_id = message_id or new_message_id()
+        self.index = -1
+        self._kind: str | None = None  # type of the open block, None when closed
+        self._open_key: object = None
+        self._started = False
+        self._tools: dict[object, int] = {}
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def start(self, usage: dict[str, int] | None = None) -> list[Event]:
+        if self._started:
+            return []
+        self._started = True
+        return [{"type": "message_start", "message": empty_message(self.message_id, self.model, usage)}]
+
+    def _close(self, out: list[Event]) -> None:
+        if self._kind is not None:
+            out.append({"type": "content_block_stop", "index": self.index})
+            self._kind = None
+            self._open_key = None
+
+    def _open(self, out: list[Event], block: dict[str, Any], key: object = None) -> None:
+        self._close(out)
+        self.index += 1
+        self._kind = block["type"]
+        self._open_key = key
+        out.append({"type": "content_block_start", "index": self.index, "content_block": block})
+
+    def text(self, text: str) -> list[Event]:
+        out = self.start()
+        if not text:
+            return out
+        if self._kind != "text":
+            self._open(out, {"type": "text", "text": ""})
+        out.append({"type": "content_block_delta", "index": self.index,
+                    "delta": {"type": "text_delta", "text": text}})
+        return out
+
+    def thinking(self, text: str, signature: str | None = None) -> list[Event]:
+        out = self.start()
+        if not text and not signature:
+            return out
+        if self._kind != "thinking":
+            self._open(out, {"type": "thinking", "thinking": "", "signature": ""})
+        if text:
+            out.append({"type": "content_block_delta", "index": self.index,
+                        "delta": {"type": "thinking_delta", "thinking": text}})
+        if signature:
+            out.append({"type": "content_block_delta", "index": self.index,
+                        "delta": {"type": "signature_delta", "signature": signature}})
+        return out
+
+    def tool_call(
+        self, key: object, *, id: str | None = None, name: str | None = None, arguments: str = ""
+    ) -> list[Event]:
+        """A tool call, or a fragment of one; ``key`` tells parallel calls apart (OpenAI's index).
+
+        Calls are streamed one after another: a new key closes the open block. Blocks cannot be
+        reopened, so fragments for a call already closed raise ``ValueError``.
+        """
+        out = self.start()
+        if self._kind != "tool_use" or self._open_key != key:
+            if key in self._tools:
+                raise ValueError(f"tool call {key!r} continued after another one started")
+            self._open(out, {"type": "tool_use", "id": id or new_tool_id(), "name": name or "",
+                             "input": {}}, key)
+            self._tools[key] = self.index
+        if arguments:
+            out.append({"type": "content_block_delta", "index": self.index,
+                        "delta": {"type": "input_json_delta", "partial_json": arguments}})
+        return out
+
+    def finish(
+        self, stop_reason: str, usage: dict[str, int] | None = None, stop_sequence: str | None = None
+    ) -> list[Event]:
+        out = self.start(usage)
+        self._close(out)
+        out.append({"type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                    "usage": usage or usage_block()})
+        out.append({"type": "message_stop"})
+        return out
+
+    @property
+    def saw_tool_call(self) -> bool:
+        return bool(self._tools)
+
+
+def fold_events(events: Iterable[Event]) -> dict[str, Any]:
+    """Fold a stream of Anthropic events into the final message (as the SDK helpers do)."""
+    message: dict[str, Any] | None = None
+    json_buf: dict[int, str] = {}
+    for ev in events:
+        t = ev["type"]
+        if t == "message_start":
+            message = orjson.loads(orjson.dumps(ev["message"]))
+            continue
+        if t in ("ping",):
+            continue
+        if message is None:
+            raise ValueError(f"{t} before message_start")
+        if t == "content_block_start":
+            if ev["index"] != len(message["content"]):
+                raise ValueError("content_block_start index out of order")
+            message["content"].append(dict(ev["content_block"]))
+        elif t == "content_block_delta":
+            block = message["content"][ev["index"]]
+            d = ev["delta"]
+            dt = d["type"]
+            if dt == "text_delta":
+                block["text"] += d["text"]
+            elif dt == "thinking_delta":
+                block["thinking"] += d["thinking"]
+            elif dt == "signature_delta":
+                block["signature"] = d["signature"]
+            elif dt == "input_json_delta":
+                json_buf[ev["index"]] = json_buf.get(ev["index"], "") + d["partial_json"]
+        elif t == "content_block_stop":
+            i = ev["index"]
+            if message["content"][i]["type"] == "tool_use":
+                message["content"][i]["input"] = parse_tool_input(json_buf.pop(i, ""))
+        elif t == "message_delta":
+            message["stop_reason"] = ev["delta"].get("stop_reason")
+            message["stop_sequence"] = ev["delta"].get("stop_sequence")
+            for k, v in (ev.get("usage") or {}).items():
+                if v is not None:
+                    message["usage"][k] = v
+        elif t == "error":
+            raise ValueError(f"stream error: {ev.get('error')}")
+    if message is None:
+        raise ValueError("no message_start in stream")
+    return message

@@ -1,0 +1,252 @@
+"""Anthropic Messages ⇄ OpenAI Chat Completions: requests, answers and streams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from lynkr.convert import hub
+from lynkr.convert.anthropic_stream import (
+    Event,
+    MessageStream,
+    empty_message,
+    new_message_id,
+    new_tool_id,
+    parse_tool_input,
+    usage_block,
+)
+from lynkr.convert.schema import DEFAULT_DROP, clean_schema
+from lynkr.convert.tables import FINISH_TO_STOP, REASONING_MODEL, output_limit
+from lynkr.errors import UpstreamBadResponse, UpstreamServerError
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTarget:
+    """What one OpenAI-compatible backend accepts."""
+
+    backend: str
+    model: str
+    send_model: bool = True
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    max_output_tokens: int | None = None
+    # how reasoning is asked for: OpenAI's reasoning_effort, OpenRouter's reasoning object, or not
+    reasoning: Literal["effort", "openrouter", "none"] = "none"
+    system_in_conversation: bool = True
+    supports_top_k: bool = False
+    max_stop_sequences: int | None = None
+
+
+def anthropic_to_chat(req: dict[str, Any], target: ChatTarget, *, stream: bool) -> dict[str, Any]:
+    """An Anthropic Messages request as an OpenAI Chat Completions request for ``target``."""
+    messages: list[dict[str, Any]] = []
+    hoisted: list[str] = []
+    system = hub.system_prompt(req)
+    if system:
+        hoisted.append(system)
+    for msg in req["messages"]:
+        role = msg["role"]
+        if role == "system":
+            text = hub.text_of(msg["content"])
+            if target.system_in_conversation and messages:
+                messages.append({"role": "system", "content": text})
+            elif text:
+                hoisted.append(text)
+        elif role == "assistant":
+            messages.extend(_assistant(msg["content"]))
+        else:
+            messages.extend(_user(msg["content"], target.backend))
+    if hoisted:
+        messages.insert(0, {"role": "system", "content": "\n\n".join(hoisted)})
+
+    out: dict[str, Any] = {"messages": messages}
+    if target.send_model:
+        out["model"] = target.model
+    limit = target.max_output_tokens or output_limit(target.model)
+    max_tokens = req.get("max_tokens")
+    if max_tokens is not None:
+        out[target.max_tokens_field] = min(max_tokens, limit) if limit else max_tokens
+
+    effort = hub.reasoning_effort(req)
+    reasoning_model = target.reasoning == "effort" and bool(REASONING_MODEL.search(target.model))
+    if effort and reasoning_model:
+        out["reasoning_effort"] = effort if effort in ("low", "medium", "high") else "high"
+    elif effort and target.reasoning == "openrouter":
+        out["reasoning"] = {"effort": effort if effort in ("low", "medium", "high") else "high"}
+    if not reasoning_model:
+        for key in ("temperature", "top_p"):
+            if req.get(key) is not None:
+                out[key] = req[key]
+    if target.supports_top_k and req.get("top_k") is not None:
+        out["top_k"] = req["top_k"]
+    stops = req.get("stop_sequences")
+    if stops:
+        out["stop"] = stops[: target.max_stop_sequences] if target.max_stop_sequences else stops
+
+    tools = hub.function_tools(req)
+    choice = req.get("tool_choice") or {}
+    if tools and choice.get("type") != "none":
+        out["tools"] = [
+            {"type": "function", "function": {
+                "name": t["name"],
+                "description": t.get("description", ""),
+                "parameters": clean_schema(t["input_schema"], DEFAULT_DROP),
+            }}
+            for t in tools
+        ]
+        kind = choice.get("type")
+        if kind == "any":
+            out["tool_choice"] = "required"
+        elif kind == "tool":
+            out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+        elif kind == "auto":
+            out["tool_choice"] = "auto"
+        if choice.get("disable_parallel_tool_use"):
+            out["parallel_tool_calls"] = False
+
+    schema = hub.output_schema(req)
+    if schema is not None:
+        out["response_format"] = {"type": "json_schema",
+                                  "json_schema": {"name": "output", "schema": schema, "strict": False}}
+    if stream:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    return out
+
+
+def _assistant(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for b in hub.blocks(content):
+        t = b.get("type")
+        if t == "text":
+            texts.append(b["text"])
+        elif t == "tool_use":
+            calls.append({"id": b["id"], "type": "function", "function": {
+                "name": b["name"], "arguments": orjson.dumps(b.get("input") or {}).decode()}})
+        # thinking / redacted_thinking: Chat Completions has no way to send reasoning back
+    if not texts and not calls:
+        return []
+    msg: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    if calls:
+        msg["tool_calls"] = calls
+    return [msg]
+
+
+def _user(content: str | list[dict[str, Any]], backend: str) -> list[dict[str, Any]]:
+    """A user turn: tool results first (each its own ``tool`` message), then the rest."""
+    out: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for b in hub.blocks(content):
+        t = b.get("type")
+        if t == "tool_result":
+            text, images = hub.tool_result_content(b)
+            out.append({"role": "tool", "tool_call_id": b["tool_use_id"], "content": text})
+            for img in images:  # tool messages carry text only: images follow as user content
+                parts.append({"type": "image_url", "image_url": {"url": hub.image_url(img, backend=backend)}})
+        elif t == "text":
+            parts.append({"type": "text", "text": b["text"]})
+        elif t == "image":
+            parts.append({"type": "image_url", "image_url": {"url": hub.image_url(b, backend=backend)}})
+        elif t == "document":
+            parts.append({"type": "text", "text": hub.document_text(b, backend=backend)})
+    if parts:
+        if all(p["type"] == "text" for p in parts):
+            out.append({"role": "user", "content": "\n\n".join(p["text"] for p in parts)})
+        else:
+            out.append({"role": "user", "content": parts})
+    return out
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+
+def chat_usage(usage: dict[str, Any] | None) -> dict[str, int]:
+    """OpenAI usage -> Anthropic usage (input excludes cached tokens, as Anthropic counts them)."""
+    if not usage:
+        return usage_block()
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    prompt = usage.get("prompt_tokens") or 0
+    return usage_block(max(prompt - cached, 0), usage.get("completion_tokens") or 0, cache_read=cached)
+
+
+def _stop_reason(finish: str | None, saw_tool_call: bool) -> str:
+    if saw_tool_call:
+        return "tool_use"
+    return FINISH_TO_STOP.get(finish or "stop", "end_turn")
+
+
+def _reasoning_text(obj: dict[str, Any]) -> str | None:
+    return obj.get("reasoning_content") or obj.get("reasoning")
+
+
+def chat_to_anthropic(resp: dict[str, Any], *, model: str, message_id: str | None = None) -> dict[str, Any]:
+    """A non-streamed Chat Completions answer as an Anthropic message."""
+    if "error" in resp and not resp.get("choices"):
+        raise UpstreamServerError(_error_message(resp["error"]))
+    choices = resp.get("choices")
+    if not choices:
+        raise UpstreamBadResponse("backend answer has no choices")
+    choice = choices[0]
+    msg = choice.get("message") or {}
+    message = empty_message(message_id or new_message_id(), model, chat_usage(resp.get("usage")))
+    content = message["content"]
+    reasoning = _reasoning_text(msg)
+    if reasoning:
+        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+    if msg.get("content"):
+        content.append({"type": "text", "text": msg["content"]})
+    for call in msg.get("tool_calls") or ():
+        fn = call.get("function") or {}
+        content.append({"type": "tool_use", "id": call.get("id") or new_tool_id(), "name": fn.get("name", ""),
+                        "input": parse_tool_input(fn.get("arguments") or "")})
+    message["stop_reason"] = _stop_reason(choice.get("finish_reason"), bool(msg.get("tool_calls")))
+    return message
+
+
+def _error_message(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error)
+
+
+async def chat_stream_to_anthropic(
+    chunks: AsyncIterable[dict[str, Any]], *, model: str, message_id: str | None = None
+) -> AsyncIterator[Event]:
+    """Translate Chat Completions stream chunks into Anthropic events, as they arrive."""
+    out = MessageStream(model=model, message_id=message_id)
+    finish: str | None = None
+    usage: dict[str, Any] | None = None
+    async for chunk in chunks:
+        if "error" in chunk:
+            raise UpstreamServerError(f"backend stream error: {_error_message(chunk['error'])}")
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            events: list[Event] = out.start()
+            reasoning = _reasoning_text(delta)
+            if reasoning:
+                events += out.thinking(reasoning)
+            text = delta.get("content")
+            if text:
+                events += out.text(text)
+            for n, call in enumerate(delta.get("tool_calls") or ()):
+                fn = call.get("function") or {}
+                try:
+                    events += out.tool_call(call.get("index", n), id=call.get("id"), name=fn.get("name"),
+                                            arguments=fn.get("arguments") or "")
+                except ValueError as exc:
+                    raise UpstreamBadResponse(f"backend interleaved tool calls: {exc}") from None
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+            for ev in events:
+                yield ev
+    if not out.started:
+        raise UpstreamBadResponse("backend closed the stream without sending an answer")
+    for ev in out.finish(_stop_reason(finish, out.saw_tool_call), chat_usage(usage)):
+        yield ev

@@ -1,0 +1,127 @@
+"""The one I/O seam to backends: POST JSON, map every foreign failure to lynkr's error tree."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from lynkr.errors import (
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    upstream_error_for_status,
+)
+from lynkr.sse import NDJSONDecoder, SSEDecoder
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
+    value = resp.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _upstream_message(body: bytes) -> str:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:500].decode("utf-8", "replace").strip() or "(empty body)"
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            return str(err.get("message") or err.get("error") or err)
+        return str(err)
+    return str(data)[:500]
+
+
+async def raise_for_status(resp: aiohttp.ClientResponse, provider: str) -> None:
+    if resp.status < 300:
+        return
+    body = await resp.read()
+    cls = upstream_error_for_status(resp.status)
+    detail = _upstream_message(body)
+    who = {401: f"{provider} rejected lynkr's API key for it (check the backend key in .env)",
+           403: f"{provider} refused lynkr's API key for this request (check the backend key's permissions)"}
+    prefix = who.get(resp.status, f"{provider} answered {resp.status}")
+    raise cls(f"{prefix}: {detail}", provider=provider, upstream_status=resp.status,
+              retry_after=_retry_after(resp))
+
+
+@asynccontextmanager
+async def post(
+    http: aiohttp.ClientSession,
+    url: str,
+    body: dict[str, Any],
+    *,
+    provider: str,
+    headers: dict[str, str] | None = None,
+    timeout: aiohttp.ClientTimeout | None = None,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """POST ``body`` as JSON; yield the response once it is 2xx, else raise the typed error."""
+    try:
+        async with http.post(url, data=orjson.dumps(body), headers={**_JSON, **(headers or {})},
+                             timeout=timeout) as resp:
+            await raise_for_status(resp, provider)
+            yield resp
+    except UpstreamError:
+        raise
+    except TimeoutError:
+        raise UpstreamTimeout(f"{provider} at {url} did not answer in time", provider=provider) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnavailable(f"cannot reach {provider} at {url}: {exc.os_error or exc}",
+                                  provider=provider) from None
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        raise UpstreamBadResponse(f"{provider} closed the connection mid-answer ({exc})",
+                                  provider=provider) from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnavailable(f"request to {provider} at {url} failed: {exc}", provider=provider) from None
+
+
+async def read_json(resp: aiohttp.ClientResponse, provider: str) -> Any:
+    body = await resp.read()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamBadResponse(f"{provider} sent a body that is not JSON: {body[:200]!r}",
+                                  provider=provider) from None
+
+
+async def sse_json(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[dict[str, Any]]:
+    """The JSON payloads of an SSE response, until ``[DONE]`` or the end of the body."""
+    decoder = SSEDecoder()
+    try:
+        async for chunk in resp.content.iter_any():
+            for ev in decoder.feed(chunk):
+                if ev.data == "[DONE]":
+                    return
+                if ev.data:
+                    yield ev.json()
+        for ev in decoder.close():
+            if ev.data and ev.data != "[DONE]":
+                yield ev.json()
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamBadResponse(f"{provider} sent a stream event that is not JSON ({exc})",
+                                  provider=provider) from None
+
+
+async def ndjson(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[dict[str, Any]]:
+    decoder = NDJSONDecoder()
+    try:
+        async for chunk in resp.content.iter_any():
+            for obj in decoder.feed(chunk):
+                yield obj
+        for obj in decoder.close():
+            yield obj
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamBadResponse(f"{provider} sent a stream line that is not JSON ({exc})",
+                                  provider=provider) from None

@@ -1,0 +1,107 @@
+"""One adapter for every OpenAI Chat Completions backend: OpenAI, OpenRouter, Azure OpenAI (chat
+deployments), llama.cpp's server and LM Studio. They differ only in the fields of a ``Flavor``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlencode
+
+import aiohttp
+
+from lynkr.config import BackendSettings, Settings
+from lynkr.convert.openai_chat import (
+    ChatTarget,
+    anthropic_to_chat,
+    chat_stream_to_anthropic,
+    chat_to_anthropic,
+)
+from lynkr.providers.base import Event, Provider
+from lynkr.providers.http import post, read_json, sse_json
+
+
+@dataclass(frozen=True, slots=True)
+class Flavor:
+    auth: Literal["bearer", "api-key"] = "bearer"
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    reasoning: Literal["effort", "openrouter", "none"] = "none"
+    system_in_conversation: bool = True
+    supports_top_k: bool = False
+    max_stop_sequences: int | None = None
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+
+FLAVORS: dict[str, Flavor] = {
+    "openai": Flavor(max_tokens_field="max_completion_tokens", reasoning="effort", max_stop_sequences=4),
+    "azure-openai": Flavor(auth="api-key", max_tokens_field="max_completion_tokens", reasoning="effort",
+                           max_stop_sequences=4),
+    "openrouter": Flavor(reasoning="openrouter",
+                         extra_headers=(("HTTP-Referer", "https://pypi.org/project/lynkr/"), ("X-Title", "lynkr"))),
+    "llamacpp": Flavor(system_in_conversation=False, supports_top_k=True),
+    "lmstudio": Flavor(system_in_conversation=False, supports_top_k=True),
+}
+
+
+def chat_url(backend: BackendSettings) -> str:
+    """The chat-completions URL from a full URL (Lynkr's style) or a base URL."""
+    url = backend.endpoint.rstrip("/")
+    if backend.name == "azure-openai":
+        version = urlencode({"api-version": backend.extra.get("api_version")})
+        if "/chat/completions" in url:
+            return url if "api-version=" in url else f"{url}{'&' if '?' in url else '?'}{version}"
+        return f"{url}/openai/deployments/{backend.model}/chat/completions?{version}"
+    if url.endswith("/chat/completions"):
+        return url
+    if url.endswith("/v1"):
+        return url + "/chat/completions"
+    return url + "/v1/chat/completions"
+
+
+class OpenAICompatProvider(Provider):
+    name: ClassVar[str] = "openai-compatible"
+
+    def __init__(self, backend: BackendSettings, http: aiohttp.ClientSession, settings: Settings) -> None:
+        super().__init__(backend, http, settings)
+        self.flavor = FLAVORS[backend.name]
+        self.url = chat_url(backend)
+        headers = dict(self.flavor.extra_headers)
+        if backend.api_key:
+            if self.flavor.auth == "api-key":
+                headers["api-key"] = backend.api_key
+            else:
+                headers["Authorization"] = f"Bearer {backend.api_key}"
+        if backend.extra.get("organization"):
+            headers["OpenAI-Organization"] = str(backend.extra["organization"])
+        self.headers = headers
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.connect_timeout_ms / 1000, sock_read=backend.timeout_ms / 1000
+        )
+
+    def target(self, model: str) -> ChatTarget:
+        f = self.flavor
+        return ChatTarget(
+            backend=self.backend.name,
+            model=model,
+            send_model=self.backend.name != "azure-openai" and model != "default",
+            max_tokens_field=f.max_tokens_field,
+            max_output_tokens=self.settings.max_output_tokens,
+            reasoning=f.reasoning,
+            system_in_conversation=f.system_in_conversation,
+            supports_top_k=f.supports_top_k,
+            max_stop_sequences=f.max_stop_sequences,
+        )
+
+    async def create_message(self, req: dict[str, Any], model: str) -> dict[str, Any]:
+        body = anthropic_to_chat(req, self.target(model), stream=False)
+        async with post(self.http, self.url, body, provider=self.backend.name, headers=self.headers,
+                        timeout=self.timeout) as resp:
+            data = await read_json(resp, self.backend.name)
+        return chat_to_anthropic(data, model=req["model"])
+
+    async def stream_message(self, req: dict[str, Any], model: str) -> AsyncIterator[Event]:
+        body = anthropic_to_chat(req, self.target(model), stream=True)
+        async with post(self.http, self.url, body, provider=self.backend.name, headers=self.headers,
+                        timeout=self.timeout) as resp:
+            async for ev in chat_stream_to_anthropic(sse_json(resp, self.backend.name), model=req["model"]):
+                yield ev

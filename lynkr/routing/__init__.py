@@ -1,0 +1,1 @@
+"""Which backend and model serve a request."""

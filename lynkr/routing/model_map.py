@@ -1,0 +1,21 @@
+"""Client model names -> backend model names.
+
+Claude Code asks for ``claude-*`` models; they map to the backend's configured model, and the
+haiku-class small/fast model (title generation, quick side requests) to ``SMALL_FAST_MODEL`` when
+set. Any other name is taken as a backend model the user chose on purpose and passes unchanged.
+"""
+
+from __future__ import annotations
+
+
+def is_small_fast(model: str) -> bool:
+    return "haiku" in model.lower()
+
+
+def upstream_model(requested: str, *, default: str, small_fast: str | None) -> str:
+    name = requested.lower()
+    if name.startswith(("claude", "anthropic/claude")) or name in {"opus", "sonnet", "haiku", "default"}:
+        if small_fast and is_small_fast(name):
+            return small_fast
+        return default
+    return requested

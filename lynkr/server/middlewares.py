@@ -1,0 +1,76 @@
+"""Request id, error rendering (each inbound API in its own error shape), and the access log line."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from loguru import logger
+
+from lynkr.errors import (
+    ClientError,
+    LynkrError,
+    MethodNotAllowed,
+    NotFound,
+    RequestTooLarge,
+    anthropic_error_body,
+    error_headers,
+    openai_error_body,
+)
+from lynkr.server.keys import LOG_SUFFIX, REQUEST_ID
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def dialect(path: str) -> str:
+    return "anthropic" if path.startswith("/v1/messages") else "openai"
+
+
+def render_error(request: web.Request, err: LynkrError) -> web.Response:
+    rid = request.get(REQUEST_ID)
+    body = anthropic_error_body(err, rid) if dialect(request.path) == "anthropic" else openai_error_body(err)
+    return web.json_response(body, status=err.status, headers=error_headers(err))
+
+
+def _from_http_exception(exc: web.HTTPException) -> LynkrError:
+    if exc.status == 404:
+        return NotFound(f"no route for this path; lynkr serves /v1/messages (got {exc.reason})")
+    if exc.status == 405:
+        return MethodNotAllowed(f"method not allowed: {exc.reason}")
+    if exc.status == 413:
+        return RequestTooLarge("request body is larger than REQUEST_JSON_LIMIT allows")
+    err = ClientError(exc.text or exc.reason)
+    err.status = exc.status  # type: ignore[misc]
+    return err
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Accept or mint X-Request-ID; render every failure in the caller's API shape; log one line."""
+    rid = request.headers.get("X-Request-ID") or "req_" + secrets.token_hex(12)
+    request[REQUEST_ID] = rid
+    started = time.perf_counter()
+    try:
+        resp = await handler(request)
+    except LynkrError as err:
+        resp = render_error(request, err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        resp = render_error(request, _from_http_exception(exc))
+    except Exception:
+        logger.opt(exception=True).error("unhandled error on {} {} [{}]", request.method, request.path, rid)
+        resp = render_error(request, LynkrError(f"internal error in lynkr; see its log for request {rid}"))
+    ms = (time.perf_counter() - started) * 1000
+    logger.info("{} {} {} {:.0f}ms [{}]{}", request.method, request.path, resp.status, ms, rid,
+                request.get(LOG_SUFFIX, ""))
+    return resp
+
+
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response, streamed or not, carries the request id."""
+    rid = request.get(REQUEST_ID)
+    if rid:
+        response.headers["X-Request-ID"] = rid

@@ -1,0 +1,94 @@
+"""Writing a translated event stream to the client: first event before headers, pings in silence.
+
+The first event is awaited *before* the response starts, so a backend that refuses the request
+still gets a real HTTP error status (and, later, a retry or fallback). Once bytes are out, a
+failure becomes an error event in the client's dialect: never a silently truncated stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+
+from lynkr.errors import LynkrError, UpstreamBadResponse
+from lynkr.server.keys import REQUEST_ID
+
+Encode = Callable[[dict[str, Any]], bytes]
+EncodeError = Callable[[LynkrError], bytes]
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+async def stream_events(
+    request: web.Request,
+    events: AsyncIterator[dict[str, Any]],
+    *,
+    encode: Encode,
+    encode_error: EncodeError,
+    ping: bytes | None,
+    ping_interval: float,
+    headers: dict[str, str],
+    tail: bytes = b"",
+) -> web.StreamResponse:
+    try:
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            raise UpstreamBadResponse("backend sent an empty stream") from None
+    except BaseException:
+        await events.aclose()
+        raise
+
+    resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
+    await resp.prepare(request)
+    loop = asyncio.get_running_loop()
+    last_write = loop.time()
+    pinger = asyncio.create_task(_pings(resp, ping, ping_interval, lambda: last_write)) if ping else None
+    try:
+        await resp.write(encode(first))
+        last_write = loop.time()
+        async for ev in events:
+            await resp.write(encode(ev))
+            last_write = loop.time()
+        if tail:
+            await resp.write(tail)
+    except ConnectionResetError:
+        logger.info("client closed the stream early [{}]", request.get(REQUEST_ID))
+    except LynkrError as err:
+        await _write_quietly(resp, encode_error(err))
+    except Exception:
+        logger.opt(exception=True).error("stream failed [{}]", request.get(REQUEST_ID))
+        await _write_quietly(resp, encode_error(LynkrError("internal error in lynkr while streaming")))
+    finally:
+        if pinger:
+            pinger.cancel()
+        await events.aclose()
+    return resp
+
+
+async def _pings(resp: web.StreamResponse, frame: bytes, interval: float, last: Callable[[], float]) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            wait = interval - (loop.time() - last())
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            await resp.write(frame)
+            await asyncio.sleep(interval)
+    except (ConnectionResetError, asyncio.CancelledError):
+        return
+
+
+async def _write_quietly(resp: web.StreamResponse, frame: bytes) -> None:
+    with contextlib.suppress(ConnectionResetError):
+        await resp.write(frame)

@@ -1,0 +1,1 @@
+"""Data shapes of the APIs lynkr speaks (validation only)."""

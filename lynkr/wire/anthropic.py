@@ -1,0 +1,145 @@
+"""Anthropic Messages API request shape, for validating what clients send.
+
+Validation only: handlers keep working on the client's own dict, so fields we do not model here
+survive untouched. Block types we do not know pass as ``OtherBlock`` (new betas appear monthly).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NotRequired, Required
+
+from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
+
+from lynkr.errors import InvalidRequest
+
+
+class _Base(TypedDict, total=False):
+    cache_control: dict[str, Any]
+
+
+class TextBlock(_Base):
+    type: Required[Literal["text"]]
+    text: Required[str]
+
+
+class ImageSource(TypedDict, total=False):
+    type: Required[Literal["base64", "url", "file"]]
+    media_type: str
+    data: str
+    url: str
+    file_id: str
+
+
+class ImageBlock(_Base):
+    type: Required[Literal["image"]]
+    source: Required[ImageSource]
+
+
+class ToolUseBlock(_Base):
+    type: Required[Literal["tool_use"]]
+    id: Required[str]
+    name: Required[str]
+    input: Required[dict[str, Any]]
+
+
+class ToolResultBlock(_Base):
+    type: Required[Literal["tool_result"]]
+    tool_use_id: Required[str]
+    content: str | list[dict[str, Any]]
+    is_error: bool
+
+
+class ThinkingBlock(_Base):
+    type: Required[Literal["thinking"]]
+    thinking: Required[str]
+    signature: str
+
+
+class OtherBlock(TypedDict, total=False):
+    type: Required[str]
+
+
+def _block_tag(v: Any) -> str:
+    t = v.get("type") if isinstance(v, dict) else None
+    return t if t in {"text", "image", "tool_use", "tool_result", "thinking"} else "other"
+
+
+Block = Annotated[
+    Annotated[TextBlock, Tag("text")]
+    | Annotated[ImageBlock, Tag("image")]
+    | Annotated[ToolUseBlock, Tag("tool_use")]
+    | Annotated[ToolResultBlock, Tag("tool_result")]
+    | Annotated[ThinkingBlock, Tag("thinking")]
+    | Annotated[OtherBlock, Tag("other")],
+    Discriminator(_block_tag),
+]
+
+
+class Message(TypedDict):
+    role: Literal["user", "assistant", "system"]
+    content: str | list[Block]
+
+
+class Tool(TypedDict, total=False):
+    name: Required[str]
+    type: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+class MessagesRequest(TypedDict, total=False):
+    model: Required[str]
+    messages: Required[list[Message]]
+    max_tokens: Required[Annotated[int, Field(ge=1)]]
+    system: str | list[TextBlock]
+    stream: bool
+    tools: list[Tool]
+    tool_choice: dict[str, Any]
+    temperature: Annotated[float, Field(ge=0)]
+    top_p: float
+    top_k: int
+    stop_sequences: list[str]
+    thinking: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class CountTokensRequest(TypedDict, total=False):
+    model: Required[str]
+    messages: Required[list[Message]]
+    system: str | list[TextBlock]
+    tools: list[Tool]
+    thinking: NotRequired[dict[str, Any]]
+
+
+_messages = TypeAdapter(MessagesRequest)
+_count = TypeAdapter(CountTokensRequest)
+
+
+def _raise(exc: ValidationError) -> None:
+    err = exc.errors(include_url=False)[0]
+    # drop union-tag segments pydantic adds (e.g. 'list[...]', 'tool_use') so the path reads as JSON
+    loc = [str(p) for p in err["loc"] if isinstance(p, int) or not (p[:1].isupper() or "[" in p)]
+    loc = [p for p in loc if p not in {"text", "image", "tool_use", "tool_result", "thinking", "other", "str"}
+           or p == loc[-1]]
+    raise InvalidRequest(err["msg"], field=".".join(loc) or None) from None
+
+
+def validate_messages_request(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    try:
+        _messages.validate_python(body)
+    except ValidationError as exc:
+        _raise(exc)
+    return body
+
+
+def validate_count_tokens_request(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    try:
+        _count.validate_python(body)
+    except ValidationError as exc:
+        _raise(exc)
+    return body

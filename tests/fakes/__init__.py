@@ -1,0 +1,1 @@
+"""Fake upstream backends: real aiohttp apps speaking each provider's wire format, scripted."""
