@@ -49,7 +49,6 @@ class Settings(BaseSettings):
 
     # --- which backend, which model ---
     model_provider: ProviderName = "ollama"
-    model_default: str | None = None
     small_fast_model: str | None = None
     max_output_tokens: int | None = Field(None, gt=0)
 

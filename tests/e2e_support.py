@@ -1,0 +1,265 @@
+"""Helpers for driving the real Claude Code CLI against lynkr (see tests/test_claude_code_e2e.py).
+
+Everything stays on loopback: lynkr and the fake backend run as TCP servers in the test's event loop,
+and the CLI runs as a child process with an environment built from scratch, whose proxy variables
+point at a local port that refuses connections, so nothing it tries can reach the internet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+REPO = Path(__file__).resolve().parent.parent
+INSTALL_HINT = "Claude Code CLI not installed: run npm install --prefix .e2e/npm -g @anthropic-ai/claude-code"
+API_KEY = "dummy-key-123"
+TIMEOUT = 120.0
+
+
+# -- finding the CLI --------------------------------------------------------------------------------
+
+
+def find_claude() -> str | None:
+    """LYNKR_E2E_CLAUDE, else the repo-local npm prefix CI installs into, else ``claude`` on PATH."""
+    explicit = os.environ.get("LYNKR_E2E_CLAUDE")
+    if explicit:
+        return explicit
+    local = REPO / ".e2e" / "npm" / "bin" / "claude"
+    if local.exists():
+        return str(local)
+    return shutil.which("claude")
+
+
+def require_claude() -> str:
+    path = find_claude()
+    if path is None:
+        pytest.skip(INSTALL_HINT)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        # an explicit LYNKR_E2E_CLAUDE that is wrong is a setup error, not a reason to skip silently
+        pytest.fail(f"LYNKR_E2E_CLAUDE={path!r} is not an executable file. {INSTALL_HINT}")
+    return path
+
+
+# -- what Claude Code sent to lynkr, and what lynkr answered ------------------------------------------
+
+
+@dataclass
+class Exchange:
+    """One HTTP request Claude Code made to lynkr, and lynkr's answer to it."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: Any
+    status: int = 0
+    content_type: str = ""
+    response_headers: dict[str, str] = field(default_factory=dict)
+    chunks: list[bytes] = field(default_factory=list)  # streamed bytes as lynkr wrote them
+    json_body: Any = None  # a non-streamed answer
+
+    @property
+    def streamed(self) -> bool:
+        return self.content_type.startswith("text/event-stream")
+
+    def sse_events(self) -> list[tuple[str, dict[str, Any]]]:
+        """The answer's SSE events as (event name, data) pairs, pings included."""
+        events: list[tuple[str, dict[str, Any]]] = []
+        text = b"".join(self.chunks).decode()
+        for frame in text.replace("\r\n", "\n").split("\n\n"):
+            name, data = "", []
+            for line in frame.split("\n"):
+                if line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+            if data:
+                events.append((name, json.loads("\n".join(data))))
+        return events
+
+    def tool_uses(self) -> list[dict[str, Any]]:
+        """The tool_use blocks lynkr streamed, with their input reassembled from the JSON deltas."""
+        blocks: dict[int, dict[str, Any]] = {}
+        partial: dict[int, str] = {}
+        for _, ev in self.sse_events():
+            if ev.get("type") == "content_block_start" and ev["content_block"].get("type") == "tool_use":
+                blocks[ev["index"]] = dict(ev["content_block"])
+                partial[ev["index"]] = ""
+            elif ev.get("type") == "content_block_delta" and ev["delta"].get("type") == "input_json_delta":
+                partial[ev["index"]] += ev["delta"]["partial_json"]
+        for i, b in blocks.items():
+            b["input"] = json.loads(partial[i]) if partial[i] else b.get("input", {})
+        return [blocks[i] for i in sorted(blocks)]
+
+    def text(self) -> str:
+        return "".join(ev["delta"]["text"] for _, ev in self.sse_events()
+                       if ev.get("type") == "content_block_delta" and ev["delta"].get("type") == "text_delta")
+
+    def summary(self) -> str:
+        keys = sorted(self.body) if isinstance(self.body, dict) else type(self.body).__name__
+        return f"{self.method} {self.path}{'?' + self.query if self.query else ''} -> {self.status} " \
+               f"{self.content_type} body keys={keys}"
+
+
+_SEEN = web.RequestKey("e2e_exchange", Exchange)
+
+
+def record_traffic(app: web.Application) -> list[Exchange]:
+    """Record every request to ``app`` and lynkr's answer, without touching lynkr's code.
+
+    A middleware placed outermost keeps the request and the final status; an on_response_prepare
+    hook wraps the prepared response's ``write`` so streamed bytes are copied as they go out.
+    """
+    seen: list[Exchange] = []
+
+    @web.middleware
+    async def recorder(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                       ) -> web.StreamResponse:
+        raw = await request.read()  # cached by aiohttp: lynkr's own read sees the same bytes
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        ex = Exchange(request.method, request.path, request.query_string, dict(request.headers), body)
+        seen.append(ex)
+        request[_SEEN] = ex
+        resp = await handler(request)
+        ex.status = resp.status
+        ex.content_type = resp.headers.get("Content-Type", "")
+        ex.response_headers = dict(resp.headers)
+        if isinstance(resp, web.Response) and resp.body is not None and not ex.streamed:
+            with contextlib.suppress(ValueError, TypeError):
+                ex.json_body = json.loads(resp.body)  # type: ignore[arg-type]
+        return resp
+
+    async def tap(request: web.Request, response: web.StreamResponse) -> None:
+        ex: Exchange | None = request.get(_SEEN)
+        if ex is None or isinstance(response, web.Response):
+            return
+        write = response.write
+
+        async def copying_write(data: bytes | bytearray | memoryview) -> None:
+            ex.chunks.append(bytes(data))
+            await write(data)
+
+        response.write = copying_write  # type: ignore[method-assign]
+
+    app.middlewares.insert(0, recorder)
+    app.on_response_prepare.append(tap)
+    return seen
+
+
+# -- running the CLI --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that is bound but never listens: every connection to it is refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def claude_env(claude: str, base_url: str, home: Path, proxy_port: int) -> dict[str, str]:
+    """An environment built from scratch: no inherited keys, config, proxies or telemetry."""
+    path: list[str] = [os.path.dirname(os.path.realpath(claude)), os.path.dirname(claude)]
+    node = shutil.which("node")
+    if node:
+        path.append(os.path.dirname(node))
+    path += ["/usr/local/bin", "/usr/bin", "/bin"]
+    proxy = f"http://127.0.0.1:{proxy_port}"
+    return {
+        "PATH": os.pathsep.join(dict.fromkeys(path)),
+        "HOME": str(home),
+        "TERM": "dumb",
+        "LANG": "C.UTF-8",
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": API_KEY,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "HTTPS_PROXY": proxy,
+        "HTTP_PROXY": proxy,
+        "https_proxy": proxy,
+        "http_proxy": proxy,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+
+
+def workspace(tmp_path: Path) -> tuple[Path, Path]:
+    """A fresh work dir (the CLI's cwd) and a fresh HOME, both empty."""
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    return work, home
+
+
+@dataclass
+class Run:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def report(self) -> str:
+        return (f"$ {' '.join(self.argv)}\nexit {self.returncode} after {self.seconds:.1f}s\n"
+                f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}")
+
+
+async def run_claude(claude: str, args: list[str], *, cwd: Path, home: Path, base_url: str,
+                     timeout: float = TIMEOUT) -> Run:
+    """Run the CLI in this event loop (the servers it talks to live here too) and collect its output.
+
+    ``cwd`` and ``home`` must exist; ``home`` should be fresh (no ~/.claude.json: ``-p`` needs none).
+    """
+    argv = [claude, *args]
+    with refused_port() as port:
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=cwd, env=claude_env(claude, base_url, home, port),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the CLI and anything it spawned
+            out, err = await proc.communicate()
+            run = Run(argv, -1, out.decode(errors="replace"), err.decode(errors="replace"),
+                      time.monotonic() - started)
+            pytest.fail(f"Claude Code did not finish within {timeout:.0f}s\n{run.report()}")
+        seconds = time.monotonic() - started
+    assert proc.returncode is not None
+    return Run(argv, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"), seconds)
+
+
+def explain(run: Run, traffic: list[Exchange], upstream_requests: list[dict[str, Any]]) -> str:
+    """Everything useful for a failure message."""
+    lines = [run.report(), "--- Claude Code -> lynkr ---"]
+    lines += [ex.summary() for ex in traffic] or ["(no requests)"]
+    lines.append(f"--- lynkr -> backend: {len(upstream_requests)} request(s) ---")
+    for req in upstream_requests:
+        msgs = req.get("messages") or []
+        lines.append(f"stream={req.get('stream')} model={req.get('model')} roles={[m.get('role') for m in msgs]} "
+                     f"tools={len(req.get('tools') or [])}")
+    return "\n".join(lines)
