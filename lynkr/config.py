@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -182,7 +182,7 @@ def _secret(v: SecretStr | None) -> str | None:
     return v.get_secret_value() if v is not None else None
 
 
-def load_settings(env_file: Path | None = None, **overrides: object) -> Settings:
+def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     """Load .env (or ``env_file``) + environment; raise ConfigError with a one-line reason."""
     if env_file is not None and not env_file.is_file():
         raise ConfigError(f"env file not found: {env_file}")

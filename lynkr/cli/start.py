@@ -62,9 +62,9 @@ def _url_host(host: str) -> str:
 def serve(settings: Settings) -> None:
     from lynkr.server import create_app
 
-    loop = None
+    loop: asyncio.AbstractEventLoop
     try:
-        import uvloop
+        import uvloop  # optional speed-up: pip install 'lynkr[speed]'
 
         loop = uvloop.new_event_loop()
     except ImportError:

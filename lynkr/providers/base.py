@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, ClassVar
 
 import aiohttp
@@ -39,7 +39,7 @@ class Provider(ABC):
     async def create_message(self, req: dict[str, Any], model: str) -> dict[str, Any]: ...
 
     @abstractmethod
-    def stream_message(self, req: dict[str, Any], model: str) -> AsyncIterator[Event]: ...
+    def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]: ...
 
 
 ProviderFactory = Callable[[BackendSettings, aiohttp.ClientSession, Settings], Provider]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
 import aiohttp
@@ -46,7 +46,7 @@ class OllamaProvider(Provider):
             data = await read_json(resp, "ollama")
         return ollama_to_anthropic(data, model=req["model"])
 
-    async def stream_message(self, req: dict[str, Any], model: str) -> AsyncIterator[Event]:
+    async def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
         body = anthropic_to_ollama(req, self.target(model), stream=True)
         async with post(self.http, self.url, body, provider="ollama", headers=self.headers,
                         timeout=self.timeout) as resp:

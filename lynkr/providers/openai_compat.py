@@ -3,7 +3,7 @@ deployments), llama.cpp's server and LM Studio. They differ only in the fields o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlencode
@@ -99,7 +99,7 @@ class OpenAICompatProvider(Provider):
             data = await read_json(resp, self.backend.name)
         return chat_to_anthropic(data, model=req["model"])
 
-    async def stream_message(self, req: dict[str, Any], model: str) -> AsyncIterator[Event]:
+    async def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
         body = anthropic_to_chat(req, self.target(model), stream=True)
         async with post(self.http, self.url, body, provider=self.backend.name, headers=self.headers,
                         timeout=self.timeout) as resp:

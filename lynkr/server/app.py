@@ -5,28 +5,29 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 
 import aiohttp
 from aiohttp import web
 
 from lynkr import __version__, tokens
 from lynkr.config import Settings
+from lynkr.dispatch import Dispatcher
 from lynkr.providers import Provider, build_provider
 from lynkr.server import middlewares
-from lynkr.server.keys import HTTP, PROVIDER, SETTINGS, STATE
+from lynkr.server.keys import DISPATCHER, HTTP, SETTINGS, STATE
 from lynkr.server.routes import anthropic, health
 
 
-def create_app(settings: Settings, *, provider: Provider | None = None) -> web.Application:
+def create_app(settings: Settings, *, providers: dict[str, Provider] | None = None) -> web.Application:
+    """The gateway as an aiohttp app; ``providers`` replaces the configured backends (tests)."""
     app = web.Application(
         middlewares=[middlewares.request_context],
         client_max_size=settings.request_json_limit,
     )
     app[SETTINGS] = settings
     app[STATE] = {"started": time.monotonic(), "draining": False}
-    if provider is not None:
-        app[PROVIDER] = provider
-    app.cleanup_ctx.append(_backend)
+    app.cleanup_ctx.append(partial(_backends, providers=providers))
     app.on_response_prepare.append(middlewares.add_request_id)
     app.on_shutdown.append(_drain)
     anthropic.setup(app)
@@ -34,8 +35,8 @@ def create_app(settings: Settings, *, provider: Provider | None = None) -> web.A
     return app
 
 
-async def _backend(app: web.Application) -> AsyncIterator[None]:
-    """One pooled HTTP client for all backend calls, and the configured provider on top of it."""
+async def _backends(app: web.Application, *, providers: dict[str, Provider] | None) -> AsyncIterator[None]:
+    """One pooled HTTP client for all backend calls, and the configured providers on top of it."""
     http = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
         headers={"User-Agent": f"lynkr/{__version__}"},
@@ -43,8 +44,10 @@ async def _backend(app: web.Application) -> AsyncIterator[None]:
     )
     app[HTTP] = http
     await asyncio.to_thread(tokens.encoding)  # load the tokenizer off the event loop, once
-    if PROVIDER not in app:
-        app[PROVIDER] = build_provider(app[SETTINGS].model_provider, http, app[SETTINGS])
+    settings = app[SETTINGS]
+    if providers is None:
+        providers = {settings.model_provider: build_provider(settings.model_provider, http, settings)}
+    app[DISPATCHER] = Dispatcher(settings, providers)
     yield
     await http.close()
 

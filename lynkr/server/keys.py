@@ -6,11 +6,11 @@ import aiohttp
 from aiohttp import web
 
 from lynkr.config import Settings
-from lynkr.providers import Provider
+from lynkr.dispatch import Dispatcher
 
 SETTINGS = web.AppKey("settings", Settings)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-PROVIDER = web.AppKey("provider", Provider)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 STATE = web.AppKey("state", dict)
 
 REQUEST_ID = web.RequestKey("request_id", str)

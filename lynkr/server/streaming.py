@@ -1,21 +1,21 @@
 """Writing a translated event stream to the client: first event before headers, pings in silence.
 
-The first event is awaited *before* the response starts, so a backend that refuses the request
-still gets a real HTTP error status (and, later, a retry or fallback). Once bytes are out, a
-failure becomes an error event in the client's dialect: never a silently truncated stream.
+The first event is awaited *before* the response starts (``lynkr.dispatch``), so a backend that
+refuses the request still gets a real HTTP error status, a retry or a fallback. Once bytes are out,
+a failure becomes an error event in the client's dialect: never a silently truncated stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from aiohttp import web
 from loguru import logger
 
-from lynkr.errors import LynkrError, UpstreamBadResponse
+from lynkr.errors import LynkrError
 from lynkr.server.keys import REQUEST_ID
 
 Encode = Callable[[dict[str, Any]], bytes]
@@ -30,7 +30,8 @@ SSE_HEADERS = {
 
 async def stream_events(
     request: web.Request,
-    events: AsyncIterator[dict[str, Any]],
+    first: dict[str, Any],
+    events: AsyncGenerator[dict[str, Any], None],
     *,
     encode: Encode,
     encode_error: EncodeError,
@@ -39,15 +40,7 @@ async def stream_events(
     headers: dict[str, str],
     tail: bytes = b"",
 ) -> web.StreamResponse:
-    try:
-        try:
-            first = await anext(events)
-        except StopAsyncIteration:
-            raise UpstreamBadResponse("backend sent an empty stream") from None
-    except BaseException:
-        await events.aclose()
-        raise
-
+    """Write ``first`` and then ``events`` as SSE; the caller has already awaited ``first``."""
     resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
     await resp.prepare(request)
     loop = asyncio.get_running_loop()

@@ -8,8 +8,7 @@ import orjson
 from aiohttp import web
 
 from lynkr.errors import InvalidRequest, LynkrError, anthropic_error_body
-from lynkr.routing.model_map import upstream_model
-from lynkr.server.keys import LOG_SUFFIX, PROVIDER, SETTINGS
+from lynkr.server.keys import DISPATCHER, LOG_SUFFIX, SETTINGS
 from lynkr.server.streaming import stream_events
 from lynkr.sse import encode_sse
 from lynkr.tokens import count_tokens
@@ -42,17 +41,17 @@ def json_response(body: Any, headers: dict[str, str]) -> web.Response:
 
 async def messages(request: web.Request) -> web.StreamResponse:
     body = validate_messages_request(await read_json(request))
-    settings = request.app[SETTINGS]
-    provider = request.app[PROVIDER]
-    model = upstream_model(body["model"], default=provider.default_model, small_fast=settings.small_fast_model)
-    headers = {"X-Lynkr-Provider": provider.backend.name, "X-Lynkr-Model": model}
-    request[LOG_SUFFIX] = f" {body['model']} -> {provider.backend.name}:{model}"
+    dispatcher = request.app[DISPATCHER]
     if body.get("stream") or request.query.get("stream") == "true":
+        opened = await dispatcher.open_stream(body)
+        request[LOG_SUFFIX] = f" {body['model']} -> {opened.route.describe()}"
         return await stream_events(
-            request, provider.stream_message(body, model), encode=_encode, encode_error=_encode_error,
-            ping=PING, ping_interval=settings.stream_ping_interval, headers=headers,
+            request, opened.first, opened.rest, encode=_encode, encode_error=_encode_error,
+            ping=PING, ping_interval=request.app[SETTINGS].stream_ping_interval, headers=opened.route.headers(),
         )
-    return json_response(await provider.create_message(body, model), headers)
+    route, message = await dispatcher.create_message(body)
+    request[LOG_SUFFIX] = f" {body['model']} -> {route.describe()}"
+    return json_response(message, route.headers())
 
 
 async def count(request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ import time
 from aiohttp import web
 
 from lynkr import __version__
-from lynkr.server.keys import PROVIDER, STATE
+from lynkr.server.keys import DISPATCHER, STATE
 
 
 async def health(request: web.Request) -> web.Response:
@@ -23,8 +23,8 @@ async def ready(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.get("draining"):
         return web.json_response({"status": "not_ready", "reason": "shutting down"}, status=503)
-    provider = request.app[PROVIDER]
-    return web.json_response({"status": "ready", "provider": provider.backend.name, "model": provider.default_model})
+    primary = request.app[DISPATCHER].primary
+    return web.json_response({"status": "ready", "provider": primary.backend.name, "model": primary.default_model})
 
 
 def setup(app: web.Application) -> None:
