@@ -15,6 +15,7 @@ from lynkr.convert.anthropic_stream import (
     empty_message,
     new_message_id,
     new_tool_id,
+    parse_tool_input,
     usage_block,
 )
 from lynkr.convert.schema import DEFAULT_DROP, clean_schema
@@ -81,7 +82,8 @@ def anthropic_to_ollama(req: dict[str, Any], target: OllamaTarget, *, stream: bo
     effort = hub.reasoning_effort(req)
     if OLLAMA_THINKING_MODEL.search(target.model):
         # gpt-oss takes a level; the others a boolean
-        out["think"] = (effort or "low") if "gpt-oss" in target.model else effort is not None
+        level = effort if effort in ("low", "medium", "high") else "high"  # gpt-oss knows only these three
+        out["think"] = (level if effort else "low") if "gpt-oss" in target.model else effort is not None
     if (schema := hub.output_schema(req)) is not None:
         out["format"] = schema
     return out
@@ -159,8 +161,8 @@ def _stop_reason(done_reason: str | None, saw_tool_call: bool) -> str:
 
 def _arguments(fn: dict[str, Any]) -> dict[str, Any]:
     args = fn.get("arguments") or {}
-    if isinstance(args, str):  # some Ollama-compatible servers send a JSON string
-        args = orjson.loads(args) if args.strip() else {}
+    if isinstance(args, str):  # some Ollama-compatible servers send a JSON string (lenient, like OpenAI's)
+        return parse_tool_input(args)
     return args if isinstance(args, dict) else {"value": args}
 
 

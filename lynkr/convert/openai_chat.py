@@ -179,7 +179,9 @@ def chat_usage(usage: dict[str, Any] | None) -> dict[str, int]:
 def _stop_reason(finish: str | None, saw_tool_call: bool) -> str:
     if saw_tool_call:
         return "tool_use"
-    return FINISH_TO_STOP.get(finish or "stop", "end_turn")
+    reason = FINISH_TO_STOP.get(finish or "stop", "end_turn")
+    # "tool_calls" with no call in the answer: a client waiting for tool_use blocks would find none
+    return "end_turn" if reason == "tool_use" else reason
 
 
 def _reasoning_text(obj: dict[str, Any]) -> str | None:

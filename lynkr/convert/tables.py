@@ -21,6 +21,7 @@ OLLAMA_DONE_TO_STOP: dict[str, str] = {"stop": "end_turn", "length": "max_tokens
 _OUTPUT_LIMITS: tuple[tuple[re.Pattern[str], int], ...] = tuple(
     (re.compile(p), n)
     for p, n in (
+        (r"(^|/)gpt-5[\d.]*-chat", 16_384),  # gpt-5-chat-latest: the ChatGPT model, not the reasoning one
         (r"(^|/)gpt-5", 128_000),
         (r"(^|/)o[134](-|$)", 100_000),
         (r"(^|/)gpt-4\.1", 32_768),
@@ -30,11 +31,13 @@ _OUTPUT_LIMITS: tuple[tuple[re.Pattern[str], int], ...] = tuple(
     )
 )
 
-# OpenAI models that take reasoning_effort (and reject temperature/top_p).
-REASONING_MODEL = re.compile(r"(^|/)(o[134]|gpt-5|gpt-oss)")
+# OpenAI models that take reasoning_effort (and reject temperature/top_p). gpt-5-chat-latest is not one:
+# it answers 400 "Unsupported parameter: 'reasoning_effort'".
+REASONING_MODEL = re.compile(r"(^|/)(o[134]|gpt-5(?![\d.]*-chat)|gpt-oss)")
 
-# Ollama model families that accept the `think` option.
-OLLAMA_THINKING_MODEL = re.compile(r"(^|/)(qwen3|deepseek-r1|deepseek-v3\.1|gpt-oss|magistral|cogito)")
+# Ollama model families that accept the `think` option. Qwen3-Coder (and -Coder-Next) cannot think:
+# Ollama answers 400 "does not support thinking" when asked to.
+OLLAMA_THINKING_MODEL = re.compile(r"(^|/)(qwen3(?!-coder)|deepseek-r1|deepseek-v3\.1|gpt-oss|magistral|cogito)")
 
 
 def output_limit(model: str) -> int | None:

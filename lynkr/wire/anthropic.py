@@ -125,8 +125,9 @@ def _json_path(loc: tuple[int | str, ...]) -> str:
     for i, part in enumerate(loc):
         if isinstance(part, str) and (part == "str" or "[" in part):
             continue  # a union member's name, not a key
-        if isinstance(part, str) and i and isinstance(loc[i - 1], int) and part in _TAGS and i < len(loc) - 1:
-            continue  # the block-type tag pydantic inserts after a list index
+        if (isinstance(part, str) and part in _TAGS and i >= 2 and isinstance(loc[i - 1], int)
+                and "tagged-union" in str(loc[i - 2])):
+            continue  # the block-type tag pydantic inserts after an index into a list of blocks
         out.append(str(part))
     return ".".join(out)
 
