@@ -70,8 +70,8 @@ def keys_anywhere(value: Any) -> set[str]:
 
 # --- the Claude Code request ------------------------------------------------------------------
 
+# Claude Code's billing line (the first system block) is not forwarded to other backends
 SYSTEM_TEXT = (
-    "x-anthropic-billing-header: cc_version=2.1.197.38b; cc_entrypoint=sdk-cli;\n\n"
     "You are a Claude agent, built on Anthropic's Claude Agent SDK.\n\n"
     "You are an interactive agent that helps users with software engineering tasks. Use the tools available to you."
 )
@@ -850,3 +850,27 @@ async def test_refusal_delta_streams_as_text() -> None:
     events = await translate([chunk({"content": None, "refusal": "I can't "}), chunk({"refusal": "help."}),
                               chunk(finish="stop")])
     assert fold_events(events)["content"] == [{"type": "text", "text": "I can't help."}]
+
+
+async def test_whitespace_between_argument_fragments_does_not_split_the_call() -> None:
+    events = await translate([chunk(call(0, "call_1", "Read", '{"file_')), chunk({"content": "\n"}),
+                              chunk(call(0, None, None, 'path": 1}')), chunk(finish="tool_calls")])
+    [block] = fold_events(events)["content"]
+    assert block["input"] == {"file_path": 1}
+
+
+def test_max_output_tokens_caps_but_never_raises_the_model_limit() -> None:
+    req = {"model": "claude-x", "max_tokens": 64000, "messages": [{"role": "user", "content": "hi"}]}
+    assert anthropic_to_chat(req, ChatTarget(backend="openai", model="gpt-4o", max_output_tokens=100000),
+                             stream=False)["max_tokens"] == 16384
+    assert anthropic_to_chat(req, ChatTarget(backend="openai", model="gpt-4o", max_output_tokens=4000),
+                             stream=False)["max_tokens"] == 4000
+    assert anthropic_to_chat(req, ChatTarget(backend="llamacpp", model="local"), stream=False)["max_tokens"] == 64000
+
+
+def test_claude_code_billing_line_is_not_sent_to_backends() -> None:
+    req = {"model": "claude-x", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+           "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.197.38b;"},
+                      {"type": "text", "text": "Be brief."}]}
+    assert anthropic_to_chat(req, ChatTarget(backend="openai", model="gpt-4o"), stream=False)["messages"][0] == {
+        "role": "system", "content": "Be brief."}

@@ -104,8 +104,8 @@ class MessageStream:
 
     def text(self, text: str) -> list[Event]:
         out = self.start()
-        if not text:
-            return out
+        if not text or (self._kind == "tool_use" and not text.strip()):
+            return out  # whitespace between a call's argument fragments would split the call
         if self._kind != "text":
             self._open(out, {"type": "text", "text": ""})
         out.append({"type": "content_block_delta", "index": self.index,

@@ -24,9 +24,18 @@ def text_of(content: str | list[Block], sep: str = "\n\n") -> str:
     return sep.join(b["text"] for b in content if b.get("type") == "text" and b.get("text"))
 
 
+BILLING_HEADER = "x-anthropic-billing-header:"
+
+
 def system_prompt(req: dict[str, Any]) -> str:
+    """The system text a non-Anthropic backend gets: Claude Code's per-build billing line is left out
+    (it means nothing to other models and would spoil their prompt-prefix caches)."""
     system = req.get("system")
-    return text_of(system) if system else ""
+    if not system:
+        return ""
+    if isinstance(system, str):
+        return system
+    return text_of([b for b in system if not b.get("text", "").startswith(BILLING_HEADER)])
 
 
 def image_url(block: Block, *, backend: str) -> str:

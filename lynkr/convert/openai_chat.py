@@ -66,7 +66,8 @@ def anthropic_to_chat(req: dict[str, Any], target: ChatTarget, *, stream: bool) 
     out: dict[str, Any] = {"messages": messages}
     if target.send_model:
         out["model"] = target.model
-    limit = target.max_output_tokens or output_limit(target.model)
+    limits = [n for n in (target.max_output_tokens, output_limit(target.model)) if n]
+    limit = min(limits) if limits else None
     max_tokens = req.get("max_tokens")
     if max_tokens is not None:
         out[target.max_tokens_field] = min(max_tokens, limit) if limit else max_tokens

@@ -73,7 +73,8 @@ async def post(
                              timeout=timeout) as resp:
             await raise_for_status(resp, provider)
             yield resp
-    except UpstreamError:
+    except UpstreamError as err:
+        err.provider = err.provider or provider
         raise
     except TimeoutError:
         raise UpstreamTimeout(f"{provider} at {url} did not answer in time", provider=provider) from None
