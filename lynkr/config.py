@@ -7,7 +7,6 @@ loaded once, at the edge (the CLI), and passed down; no other module reads the e
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +16,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from lynkr.errors import ConfigError
 
 ProviderName = Literal["openai", "openrouter", "azure-openai", "llamacpp", "lmstudio", "ollama"]
-PROVIDER_NAMES: tuple[str, ...] = ProviderName.__args__  # type: ignore[attr-defined]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
 _UNITS = {None: 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
@@ -106,84 +104,16 @@ class Settings(BaseSettings):
             raise ValueError("use one of debug, info, warning, error")
         return v
 
-    # --- derived -------------------------------------------------------------------------------
-
-    def check(self) -> None:
-        """Raise ConfigError naming the exact variable when the chosen backend cannot work."""
-        needs = {
-            "openai": ("openai_api_key", "OPENAI_API_KEY"),
-            "openrouter": ("openrouter_api_key", "OPENROUTER_API_KEY"),
-            "azure-openai": ("azure_openai_api_key", "AZURE_OPENAI_API_KEY"),
-        }
-        if self.model_provider in needs:
-            attr, var = needs[self.model_provider]
-            if getattr(self, attr) is None:
-                raise ConfigError(f"MODEL_PROVIDER={self.model_provider} needs {var} (set it in .env)")
-        if self.model_provider == "azure-openai" and not self.azure_openai_endpoint:
-            raise ConfigError(
-                "MODEL_PROVIDER=azure-openai needs AZURE_OPENAI_ENDPOINT "
-                "(e.g. https://NAME.openai.azure.com)"
-            )
-
-    def backend(self, name: str | None = None) -> BackendSettings:
-        """What one provider adapter needs, resolved from the flat variables."""
-        name = name or self.model_provider
-        s = _secret
-        if name == "openai":
-            return BackendSettings(
-                name, self.openai_endpoint, s(self.openai_api_key), self.openai_model,
-                self.request_timeout_ms, extra={"organization": self.openai_organization},
-            )
-        if name == "openrouter":
-            return BackendSettings(
-                name, self.openrouter_endpoint, s(self.openrouter_api_key), self.openrouter_model,
-                self.request_timeout_ms,
-            )
-        if name == "azure-openai":
-            return BackendSettings(
-                name, self.azure_openai_endpoint or "", s(self.azure_openai_api_key),
-                self.azure_openai_deployment, self.request_timeout_ms,
-                extra={"api_version": self.azure_openai_api_version},
-            )
-        if name == "llamacpp":
-            return BackendSettings(
-                name, self.llamacpp_endpoint, s(self.llamacpp_api_key), self.llamacpp_model,
-                self.llamacpp_timeout_ms,
-            )
-        if name == "lmstudio":
-            return BackendSettings(
-                name, self.lmstudio_endpoint, s(self.lmstudio_api_key), self.lmstudio_model,
-                self.lmstudio_timeout_ms,
-            )
-        if name == "ollama":
-            return BackendSettings(
-                name, self.ollama_endpoint, s(self.ollama_api_key), self.ollama_model,
-                self.ollama_timeout_ms,
-                extra={"keep_alive": self.ollama_keep_alive, "num_ctx": self.ollama_num_ctx},
-            )
-        raise ConfigError(f"unknown provider {name!r}; use one of {', '.join(PROVIDER_NAMES)}")
-
     def secrets(self) -> list[str]:
         """Every configured secret value (for log redaction and tests)."""
         return [v.get_secret_value() for v in self.__dict__.values() if isinstance(v, SecretStr)]
 
 
-@dataclass(frozen=True)
-class BackendSettings:
-    name: str
-    endpoint: str
-    api_key: str | None
-    model: str
-    timeout_ms: int
-    extra: dict[str, object] = field(default_factory=dict)
-
-
-def _secret(v: SecretStr | None) -> str | None:
-    return v.get_secret_value() if v is not None else None
-
-
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
-    """Load .env (or ``env_file``) + environment; raise ConfigError with a one-line reason."""
+    """Load .env (or ``env_file``) + environment; raise ConfigError with a one-line reason.
+
+    Whether the chosen backend has what it needs is checked by ``lynkr.providers.check_settings``.
+    """
     if env_file is not None and not env_file.is_file():
         raise ConfigError(f"env file not found: {env_file}")
     try:
@@ -192,5 +122,4 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
         first = exc.errors()[0]
         var = str(first["loc"][0]).upper() if first["loc"] else "?"
         raise ConfigError(f"{var}: {first['msg']} (got {first.get('input')!r})") from None
-    settings.check()
     return settings

@@ -14,6 +14,7 @@ from lynkr import __version__
 from lynkr.cli.logs import setup_logging
 from lynkr.config import Settings, load_settings
 from lynkr.errors import ConfigError
+from lynkr.providers import backend_settings, check_settings
 
 
 def start(
@@ -26,6 +27,7 @@ def start(
     overrides = {k: v for k, v in {"host": host, "port": port, "log_level": log_level}.items() if v is not None}
     try:
         settings = load_settings(env_file, **overrides)
+        check_settings(settings)
     except ConfigError as exc:
         typer.echo(f"lynkr: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -35,7 +37,7 @@ def start(
 
 
 def banner(settings: Settings) -> None:
-    backend = settings.backend()
+    backend = backend_settings(settings.model_provider, settings)
     url = f"http://{_url_host(settings.host)}:{settings.port}"
     logger.info("lynkr {} listening on {}", __version__, url)
     logger.info("backend: {} at {} (model {})", backend.name, backend.endpoint, backend.model)

@@ -4,13 +4,58 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import aiohttp
+from pydantic import SecretStr
 
-from lynkr.config import BackendSettings, Settings
+from lynkr.config import Settings
+from lynkr.errors import ConfigError
 
 Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """What one provider adapter needs, resolved from the flat settings."""
+
+    name: str
+    endpoint: str
+    api_key: str | None
+    model: str
+    timeout_ms: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """Which settings (Lynkr's variable names, as Settings attributes) configure one backend."""
+
+    endpoint: str
+    model: str
+    api_key: str | None = None
+    timeout_ms: str = "request_timeout_ms"
+    required: tuple[str, ...] = ()  # attributes that must be set; their variables are named when missing
+    extra: tuple[str, ...] = ()  # further attributes handed to the adapter as ``extra``
+    hint: str = ""  # added to the missing-variable message
+
+    def resolve(self, name: str, settings: Settings) -> BackendSettings:
+        key = getattr(settings, self.api_key) if self.api_key else None
+        return BackendSettings(
+            name=name,
+            endpoint=getattr(settings, self.endpoint) or "",
+            api_key=key.get_secret_value() if isinstance(key, SecretStr) else key,
+            model=getattr(settings, self.model),
+            timeout_ms=getattr(settings, self.timeout_ms),
+            extra={attr: getattr(settings, attr) for attr in self.extra},
+        )
+
+    def check(self, name: str, settings: Settings) -> None:
+        for attr in self.required:
+            if getattr(settings, attr) is None:
+                hint = f" {self.hint}" if self.hint else ""
+                raise ConfigError(f"MODEL_PROVIDER={name} needs {attr.upper()} (set it in .env){hint}")
 
 
 class Provider(ABC):

@@ -7,14 +7,14 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from lynkr.config import BackendSettings, Settings
+from lynkr.config import Settings
 from lynkr.convert.ollama import (
     OllamaTarget,
     anthropic_to_ollama,
     ollama_stream_to_anthropic,
     ollama_to_anthropic,
 )
-from lynkr.providers.base import Event, Provider
+from lynkr.providers.base import BackendSettings, Event, Provider
 from lynkr.providers.http import ndjson, post, read_json
 
 
@@ -30,8 +30,8 @@ class OllamaProvider(Provider):
         )
 
     def target(self, model: str) -> OllamaTarget:
-        keep_alive = self.backend.extra.get("keep_alive")
-        num_ctx = self.backend.extra.get("num_ctx")
+        keep_alive = self.backend.extra.get("ollama_keep_alive")
+        num_ctx = self.backend.extra.get("ollama_num_ctx")
         return OllamaTarget(
             model=model,
             keep_alive=str(keep_alive) if keep_alive is not None else None,

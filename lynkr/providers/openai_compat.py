@@ -10,14 +10,14 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from lynkr.config import BackendSettings, Settings
+from lynkr.config import Settings
 from lynkr.convert.openai_chat import (
     ChatTarget,
     anthropic_to_chat,
     chat_stream_to_anthropic,
     chat_to_anthropic,
 )
-from lynkr.providers.base import Event, Provider
+from lynkr.providers.base import BackendSettings, Event, Provider
 from lynkr.providers.http import post, read_json, sse_json
 
 
@@ -47,7 +47,7 @@ def chat_url(backend: BackendSettings) -> str:
     """The chat-completions URL from a full URL (Lynkr's style) or a base URL."""
     url = backend.endpoint.rstrip("/")
     if backend.name == "azure-openai":
-        version = urlencode({"api-version": backend.extra.get("api_version")})
+        version = urlencode({"api-version": backend.extra.get("azure_openai_api_version")})
         if "/chat/completions" in url:
             return url if "api-version=" in url else f"{url}{'&' if '?' in url else '?'}{version}"
         return f"{url}/openai/deployments/{backend.model}/chat/completions?{version}"
@@ -71,8 +71,8 @@ class OpenAICompatProvider(Provider):
                 headers["api-key"] = backend.api_key
             else:
                 headers["Authorization"] = f"Bearer {backend.api_key}"
-        if backend.extra.get("organization"):
-            headers["OpenAI-Organization"] = str(backend.extra["organization"])
+        if backend.extra.get("openai_organization"):
+            headers["OpenAI-Organization"] = str(backend.extra["openai_organization"])
         self.headers = headers
         self.timeout = aiohttp.ClientTimeout(
             total=None, connect=settings.connect_timeout_ms / 1000, sock_read=backend.timeout_ms / 1000
