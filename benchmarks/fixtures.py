@@ -374,7 +374,7 @@ def _large(rng: random.Random) -> dict[str, Any]:
         "messages": messages,
         "system": _system(rng),
         "tools": tools(rng),
-        "metadata": {"user_id": json.dumps({"device_id": "%064x" % rng.getrandbits(256), "account_uuid": "",
+        "metadata": {"user_id": json.dumps({"device_id": f"{rng.getrandbits(256):064x}", "account_uuid": "",
                                             "session_id": "5f0c2b1e-8a41-4c1e-9d5e-2b7f3c9a6e10"})},
         "max_tokens": 64000,
         "thinking": {"type": "adaptive"},
@@ -396,7 +396,7 @@ def _small(rng: random.Random) -> dict[str, Any]:
             {"type": "text", "text": "You are a Claude agent, built on Anthropic's Claude Agent SDK. "
              + _prose(rng, 250), "cache_control": {"type": "ephemeral"}},
         ],
-        "metadata": {"user_id": json.dumps({"device_id": "%064x" % rng.getrandbits(256), "account_uuid": "",
+        "metadata": {"user_id": json.dumps({"device_id": f"{rng.getrandbits(256):064x}", "account_uuid": "",
                                             "session_id": "5f0c2b1e-8a41-4c1e-9d5e-2b7f3c9a6e10"})},
         "max_tokens": 64000,
         "thinking": {"type": "adaptive"},

@@ -61,7 +61,7 @@ class Proc:
             args, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE if stdout_pipe else self._log_fh, stderr=self._log_fh,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
 
     @property
@@ -99,7 +99,8 @@ class Proc:
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
-            self._log_fh.flush()
+            if not self._log_fh.closed:
+                self._log_fh.flush()
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         return ""
 

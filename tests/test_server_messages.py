@@ -316,3 +316,17 @@ async def test_ollama_tool_result_round_trip(lynkr_ollama):
     sent = script.requests[0]["messages"]
     assert sent[1]["tool_calls"] == [{"function": {"name": "Write", "arguments": {"file_path": "a", "content": "b"}}}]
     assert sent[2] == {"role": "tool", "content": "ok", "tool_name": "Write"}
+
+
+def test_proxy_from_environment_honours_no_proxy(monkeypatch):
+    from lynkr.providers import http
+
+    http._proxy.cache_clear()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.internal")
+    try:
+        assert http.proxy_for("https://api.openai.com/v1/chat/completions") == "http://proxy.corp:3128"
+        assert http.proxy_for("https://llm.internal/v1") is None
+        assert http.proxy_for("http://127.0.0.1:11434/api/chat") is None
+    finally:
+        http._proxy.cache_clear()

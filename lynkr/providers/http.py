@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -57,6 +60,21 @@ async def raise_for_status(resp: aiohttp.ClientResponse, provider: str) -> None:
               retry_after=_retry_after(resp))
 
 
+def proxy_for(url: str) -> str | None:
+    """The HTTP(S)_PROXY that applies to ``url`` per the environment (NO_PROXY honoured)."""
+    parts = urlsplit(url)
+    return _proxy(parts.scheme, parts.hostname or "")
+
+
+@cache
+def _proxy(scheme: str, host: str) -> str | None:
+    # looked up once per backend host: the environment does not change while lynkr runs
+    if not host or urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(scheme) or proxies.get("all")
+
+
 @asynccontextmanager
 async def post(
     http: aiohttp.ClientSession,
@@ -70,7 +88,7 @@ async def post(
     """POST ``body`` as JSON; yield the response once it is 2xx, else raise the typed error."""
     try:
         async with http.post(url, data=orjson.dumps(body), headers={**_JSON, **(headers or {})},
-                             timeout=timeout) as resp:
+                             timeout=timeout, proxy=proxy_for(url)) as resp:
             await raise_for_status(resp, provider)
             yield resp
     except UpstreamError as err:

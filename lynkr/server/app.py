@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from functools import partial
@@ -10,7 +9,7 @@ from functools import partial
 import aiohttp
 from aiohttp import web
 
-from lynkr import __version__, tokens
+from lynkr import __version__
 from lynkr.config import Settings
 from lynkr.dispatch import Dispatcher
 from lynkr.providers import Provider, build_provider
@@ -40,10 +39,11 @@ async def _backends(app: web.Application, *, providers: dict[str, Provider] | No
     http = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
         headers={"User-Agent": f"lynkr/{__version__}"},
-        trust_env=True,
+        # proxies come from the environment once per backend (providers.http.proxy_for), not per call:
+        # trust_env makes aiohttp look up .netrc and proxies in a thread on every request (~0.4 ms CPU)
+        trust_env=False,
     )
     app[HTTP] = http
-    await asyncio.to_thread(tokens.encoding)  # load the tokenizer off the event loop, once
     settings = app[SETTINGS]
     if providers is None:
         providers = {settings.model_provider: build_provider(settings.model_provider, http, settings)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -56,7 +57,9 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 async def count(request: web.Request) -> web.Response:
     body = validate_count_tokens_request(await read_json(request))
-    return json_response({"input_tokens": count_tokens(body)}, {})
+    # in a thread: the first call loads the tokenizer (~40 MB, so not at startup) and a large request
+    # takes milliseconds to encode; tiktoken releases the GIL while it works
+    return json_response({"input_tokens": await asyncio.to_thread(count_tokens, body)}, {})
 
 
 def setup(app: web.Application) -> None:
