@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from lynkr.errors import ConfigError
 
 ProviderName = Literal["openai", "openrouter", "azure-openai", "llamacpp", "lmstudio", "ollama"]
+EmbeddingsProviderName = Literal["ollama", "openai", "openrouter", "llamacpp"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
 _UNITS = {None: 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
@@ -86,6 +87,15 @@ class Settings(BaseSettings):
     ollama_timeout_ms: int = Field(120_000, gt=0)
     ollama_keep_alive: str | None = None
     ollama_num_ctx: int | None = Field(None, gt=0)
+
+    # --- embeddings (POST /v1/embeddings) ---
+    # unset: the chat backend if it can embed, else the first configured one that can
+    embeddings_provider: EmbeddingsProviderName | None = None
+    ollama_embeddings_model: str = "nomic-embed-text"
+    ollama_embeddings_endpoint: str | None = None  # another Ollama for embeddings (base URL)
+    openai_embeddings_model: str = "text-embedding-3-small"
+    openrouter_embeddings_model: str = "openai/text-embedding-3-small"
+    llamacpp_embeddings_endpoint: str | None = None  # full URL; default {LLAMACPP_ENDPOINT}/v1/embeddings
 
     # --- timeouts for cloud backends ---
     request_timeout_ms: int = Field(600_000, gt=0)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lynkr.config import Settings
-from lynkr.errors import UpstreamBadResponse
-from lynkr.providers import Provider
-from lynkr.routing.model_map import upstream_model
+from lynkr.errors import NotConfigured, UpstreamBadResponse
+from lynkr.providers import Provider, embeddings_provider
+from lynkr.routing.model_map import upstream_embeddings_model, upstream_model
 
 Event = dict[str, Any]
 
@@ -53,6 +53,19 @@ class Dispatcher:
         model = upstream_model(req["model"], default=provider.default_model, small_fast=self.settings.small_fast_model)
         reason = "model map" if model != req["model"] else "model passed through"
         return Route(provider, model, reason)
+
+    def embeddings_route(self, requested: str | None) -> Route:
+        """The backend and model for ``POST /v1/embeddings``; NotConfigured when no backend can embed."""
+        provider = embeddings_provider(self.settings, self.providers)
+        if provider is None or provider.embeddings_model is None:
+            if self.settings.embeddings_provider:
+                why = f"EMBEDDINGS_PROVIDER={self.settings.embeddings_provider} is not available"
+            else:
+                why = f"MODEL_PROVIDER={self.settings.model_provider} cannot create embeddings and no other backend is"
+            raise NotConfigured(f"no embeddings backend: {why}. Set EMBEDDINGS_PROVIDER to ollama, openai, openrouter "
+                                f"or llamacpp (with that backend's settings, e.g. OLLAMA_ENDPOINT or OPENAI_API_KEY)")
+        model = upstream_embeddings_model(requested, backend=provider.backend.name, default=provider.embeddings_model)
+        return Route(provider, model, "model map" if model != requested else "model passed through")
 
     async def create_message(self, req: dict[str, Any]) -> tuple[Route, dict[str, Any]]:
         route = self.route(req)

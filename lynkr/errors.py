@@ -7,6 +7,7 @@
     │   ├── NotFound                 404     not_found_error         not_found_error
     │   ├── MethodNotAllowed         405     invalid_request_error   invalid_request_error
     │   └── RequestTooLarge          413     request_too_large       invalid_request_error
+    ├── NotConfigured                501     api_error               not_configured  (+ x-should-retry: false)
     └── UpstreamError                the backend failed us; always names the backend
         ├── UpstreamBadRequest       400     invalid_request_error   invalid_request_error
         ├── UpstreamAuthError        401     authentication_error    authentication_error
@@ -68,6 +69,15 @@ class MethodNotAllowed(ClientError):
 class RequestTooLarge(ClientError):
     status = 413
     anthropic_type = "request_too_large"
+
+
+class NotConfigured(LynkrError):
+    """An endpoint lynkr has but the settings give it no backend for (e.g. embeddings with no embeddings
+    backend). 501 because this server, as configured, does not implement it; retrying cannot help, so the
+    response says ``x-should-retry: false`` (honoured by the openai and anthropic SDKs, which retry every 5xx)."""
+
+    status = 501
+    openai_type = "not_configured"
 
 
 class UpstreamError(LynkrError):
@@ -181,6 +191,8 @@ def openai_error_body(err: LynkrError) -> dict[str, Any]:
 
 
 def error_headers(err: LynkrError) -> dict[str, str]:
+    if isinstance(err, NotConfigured):
+        return {"x-should-retry": "false"}
     if err.retry_after is None:
         return {}
     return {"retry-after": str(max(0, round(err.retry_after)))}

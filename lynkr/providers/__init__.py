@@ -12,7 +12,7 @@ import aiohttp
 
 from lynkr.config import Settings
 from lynkr.errors import ConfigError
-from lynkr.providers.base import BackendSettings, BackendSpec, Provider, ProviderFactory
+from lynkr.providers.base import BackendSettings, BackendSpec, ModelInfo, Provider, ProviderFactory
 from lynkr.providers.ollama import OllamaProvider
 from lynkr.providers.openai_compat import OpenAICompatProvider
 
@@ -26,20 +26,23 @@ class Registration:
 REGISTRY: dict[str, Registration] = {
     "openai": Registration(OpenAICompatProvider, BackendSpec(
         "openai_endpoint", "openai_model", "openai_api_key", required=("openai_api_key",),
-        extra=("openai_organization",))),
+        extra=("openai_organization",), embeddings_model="openai_embeddings_model")),
     "openrouter": Registration(OpenAICompatProvider, BackendSpec(
-        "openrouter_endpoint", "openrouter_model", "openrouter_api_key", required=("openrouter_api_key",))),
+        "openrouter_endpoint", "openrouter_model", "openrouter_api_key", required=("openrouter_api_key",),
+        embeddings_model="openrouter_embeddings_model")),
     "azure-openai": Registration(OpenAICompatProvider, BackendSpec(
         "azure_openai_endpoint", "azure_openai_deployment", "azure_openai_api_key",
         required=("azure_openai_api_key", "azure_openai_endpoint"), extra=("azure_openai_api_version",),
         hint="(AZURE_OPENAI_ENDPOINT is e.g. https://NAME.openai.azure.com)")),
     "llamacpp": Registration(OpenAICompatProvider, BackendSpec(
-        "llamacpp_endpoint", "llamacpp_model", "llamacpp_api_key", "llamacpp_timeout_ms")),
+        "llamacpp_endpoint", "llamacpp_model", "llamacpp_api_key", "llamacpp_timeout_ms",
+        embeddings_endpoint="llamacpp_embeddings_endpoint")),
     "lmstudio": Registration(OpenAICompatProvider, BackendSpec(
         "lmstudio_endpoint", "lmstudio_model", "lmstudio_api_key", "lmstudio_timeout_ms")),
     "ollama": Registration(OllamaProvider, BackendSpec(
         "ollama_endpoint", "ollama_model", "ollama_api_key", "ollama_timeout_ms",
-        extra=("ollama_keep_alive", "ollama_num_ctx"))),
+        extra=("ollama_keep_alive", "ollama_num_ctx"), embeddings_model="ollama_embeddings_model",
+        embeddings_endpoint="ollama_embeddings_endpoint")),
 }
 
 
@@ -57,6 +60,37 @@ def backend_settings(name: str, settings: Settings) -> BackendSettings:
 def check_settings(settings: Settings) -> None:
     """Raise ConfigError naming the exact variable when the chosen backend cannot work."""
     registration(settings.model_provider).spec.check(settings.model_provider, settings)
+    name = settings.embeddings_provider
+    if name and name != settings.model_provider:
+        spec = registration(name).spec
+        if missing := [attr.upper() for attr in spec.required if getattr(settings, attr) is None]:
+            raise ConfigError(f"EMBEDDINGS_PROVIDER={name} needs {' and '.join(missing)} (set it in .env)")
+
+
+def configured_backends(settings: Settings) -> list[str]:
+    """The backends lynkr builds: MODEL_PROVIDER first, then EMBEDDINGS_PROVIDER, then every backend whose
+    required settings (its key, say) are present. Keyless local servers (ollama, llamacpp, lmstudio) count only
+    when named in one of those two, so nobody's localhost ports are probed on a guess."""
+    names: list[str] = [n for n in (settings.model_provider, settings.embeddings_provider) if n]
+    names += [n for n, reg in REGISTRY.items() if reg.spec.configured(settings)]
+    return list(dict.fromkeys(names))
+
+
+# Auto choice of the embeddings backend when the chat backend cannot embed (Lynkr's order)
+EMBEDDINGS_PREFERENCE = ("openrouter", "openai", "ollama", "llamacpp")
+
+
+def embeddings_provider(settings: Settings, providers: dict[str, Provider]) -> Provider | None:
+    """EMBEDDINGS_PROVIDER's backend; unset: the chat backend if it can embed, else the first built one that can."""
+    if settings.embeddings_provider:
+        chosen = providers.get(settings.embeddings_provider)
+        return chosen if chosen is not None and chosen.embeddings_model else None
+    primary = providers.get(settings.model_provider)
+    if primary is not None and primary.embeddings_model:
+        return primary
+    ranked = sorted(providers.values(), key=lambda p: (
+        EMBEDDINGS_PREFERENCE.index(p.backend.name) if p.backend.name in EMBEDDINGS_PREFERENCE else 99))
+    return next((p for p in ranked if p.embeddings_model), None)
 
 
 def build_provider(name: str, http: aiohttp.ClientSession, settings: Settings) -> Provider:
@@ -64,4 +98,5 @@ def build_provider(name: str, http: aiohttp.ClientSession, settings: Settings) -
     return reg.factory(reg.spec.resolve(name, settings), http, settings)
 
 
-__all__ = ["REGISTRY", "BackendSettings", "Provider", "backend_settings", "build_provider", "check_settings"]
+__all__ = ["REGISTRY", "BackendSettings", "ModelInfo", "Provider", "backend_settings", "build_provider",
+           "check_settings", "configured_backends", "embeddings_provider"]

@@ -26,6 +26,8 @@ class BackendSettings:
     model: str
     timeout_ms: int
     extra: dict[str, Any] = field(default_factory=dict)
+    embeddings_model: str | None = None  # the model POST /v1/embeddings uses here by default
+    embeddings_endpoint: str | None = None  # a separate embeddings URL, when configured
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class BackendSpec:
     required: tuple[str, ...] = ()  # attributes that must be set; their variables are named when missing
     extra: tuple[str, ...] = ()  # further attributes handed to the adapter as ``extra``
     hint: str = ""  # added to the missing-variable message
+    embeddings_model: str | None = None  # attribute naming the default embeddings model, if the backend has one
+    embeddings_endpoint: str | None = None  # attribute naming a separate embeddings URL, if the backend has one
 
     def resolve(self, name: str, settings: Settings) -> BackendSettings:
         key = getattr(settings, self.api_key) if self.api_key else None
@@ -49,13 +53,29 @@ class BackendSpec:
             model=getattr(settings, self.model),
             timeout_ms=getattr(settings, self.timeout_ms),
             extra={attr: getattr(settings, attr) for attr in self.extra},
+            embeddings_model=getattr(settings, self.embeddings_model) if self.embeddings_model else None,
+            embeddings_endpoint=getattr(settings, self.embeddings_endpoint) if self.embeddings_endpoint else None,
         )
+
+    def configured(self, settings: Settings) -> bool:
+        """Whether the settings name this backend's required values (keyless backends have none)."""
+        return bool(self.required) and all(getattr(settings, attr) is not None for attr in self.required)
 
     def check(self, name: str, settings: Settings) -> None:
         for attr in self.required:
             if getattr(settings, attr) is None:
                 hint = f" {self.hint}" if self.hint else ""
                 raise ConfigError(f"MODEL_PROVIDER={name} needs {attr.upper()} (set it in .env){hint}")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One model a backend offers (``GET /v1/models``); unknown facts stay None."""
+
+    id: str
+    context_window: int | None = None
+    created: int | None = None  # unix seconds
+    owned_by: str | None = None
 
 
 class Provider(ABC):
@@ -85,6 +105,21 @@ class Provider(ABC):
 
     @abstractmethod
     def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]: ...
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models this backend offers. Default: the configured model (backends without a listing
+        API); adapters that can ask their backend override this and raise ``UpstreamError`` when it fails."""
+        return [ModelInfo(self.default_model)]
+
+    @property
+    def embeddings_model(self) -> str | None:
+        """The model ``POST /v1/embeddings`` uses on this backend by default; None: it cannot embed."""
+        return None
+
+    async def create_embeddings(self, req: dict[str, Any], model: str) -> dict[str, Any]:
+        """An OpenAI embeddings response for a validated OpenAI embeddings request (``lynkr.wire.embeddings``),
+        with ``model`` already mapped. Only called when ``embeddings_model`` is not None."""
+        raise NotImplementedError(f"{self.backend.name} cannot create embeddings")
 
 
 ProviderFactory = Callable[[BackendSettings, aiohttp.ClientSession, Settings], Provider]

@@ -86,11 +86,33 @@ async def post(
     timeout: aiohttp.ClientTimeout | None = None,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """POST ``body`` as JSON; yield the response once it is 2xx, else raise the typed error."""
+    async with _mapped(provider, url), http.post(url, data=orjson.dumps(body), headers={**_JSON, **(headers or {})},
+                                                 timeout=timeout, proxy=proxy_for(url)) as resp:
+        await raise_for_status(resp, provider)
+        yield resp
+
+
+@asynccontextmanager
+async def get(
+    http: aiohttp.ClientSession,
+    url: str,
+    *,
+    provider: str,
+    headers: dict[str, str] | None = None,
+    timeout: aiohttp.ClientTimeout | None = None,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """GET ``url``; yield the response once it is 2xx, else raise the typed error."""
+    async with _mapped(provider, url), http.get(url, headers=headers, timeout=timeout,
+                                                proxy=proxy_for(url)) as resp:
+        await raise_for_status(resp, provider)
+        yield resp
+
+
+@asynccontextmanager
+async def _mapped(provider: str, url: str) -> AsyncIterator[None]:
+    """Foreign failures of one backend call -> lynkr's error tree, naming the backend and URL."""
     try:
-        async with http.post(url, data=orjson.dumps(body), headers={**_JSON, **(headers or {})},
-                             timeout=timeout, proxy=proxy_for(url)) as resp:
-            await raise_for_status(resp, provider)
-            yield resp
+        yield
     except UpstreamError as err:
         err.provider = err.provider or provider
         raise

@@ -11,14 +11,16 @@ from urllib.parse import urlencode
 import aiohttp
 
 from lynkr.config import Settings
+from lynkr.convert.embeddings import normalize_openai_embeddings
 from lynkr.convert.openai_chat import (
     ChatTarget,
     anthropic_to_chat,
     chat_stream_to_anthropic,
     chat_to_anthropic,
 )
-from lynkr.providers.base import BackendSettings, Event, Provider
-from lynkr.providers.http import post, read_json, sse_json
+from lynkr.errors import UpstreamBadResponse
+from lynkr.providers.base import BackendSettings, Event, ModelInfo, Provider
+from lynkr.providers.http import get, post, read_json, sse_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +32,20 @@ class Flavor:
     supports_top_k: bool = False
     max_stop_sequences: int | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    lists_models: bool = True  # GET {base}/models answers the models the backend serves
+    embeddings: bool = False  # POST {base}/embeddings (OpenAI shape) works and lynkr may use it
 
 
 FLAVORS: dict[str, Flavor] = {
-    "openai": Flavor(max_tokens_field="max_completion_tokens", reasoning="effort", max_stop_sequences=4),
+    "openai": Flavor(max_tokens_field="max_completion_tokens", reasoning="effort", max_stop_sequences=4,
+                     embeddings=True),
+    # Azure's data plane lists base models, not the deployments a request must name: list the deployment
     "azure-openai": Flavor(auth="api-key", max_tokens_field="max_completion_tokens", reasoning="effort",
-                           max_stop_sequences=4),
+                           max_stop_sequences=4, lists_models=False),
     "openrouter": Flavor(reasoning="openrouter",
-                         extra_headers=(("HTTP-Referer", "https://pypi.org/project/lynkr/"), ("X-Title", "lynkr"))),
-    "llamacpp": Flavor(system_in_conversation=False, supports_top_k=True),
+                         extra_headers=(("HTTP-Referer", "https://pypi.org/project/lynkr/"), ("X-Title", "lynkr")),
+                         embeddings=True),
+    "llamacpp": Flavor(system_in_conversation=False, supports_top_k=True, embeddings=True),
     "lmstudio": Flavor(system_in_conversation=False, supports_top_k=True),
 }
 
@@ -56,6 +63,33 @@ def chat_url(backend: BackendSettings) -> str:
     if url.endswith("/v1"):
         return url + "/chat/completions"
     return url + "/v1/chat/completions"
+
+
+def api_base(backend: BackendSettings) -> str:
+    """The OpenAI API root (``.../v1``) the chat URL lives under; ``/models`` and ``/embeddings`` are its siblings."""
+    return chat_url(backend).split("?", 1)[0].removesuffix("/chat/completions")
+
+
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def models_from_list(data: Any, provider: str) -> list[ModelInfo]:
+    """An OpenAI ``{"object":"list","data":[{"id",...}]}`` answer; the context window from the fields
+    servers use for it (OpenRouter ``context_length``, vLLM ``max_model_len``, others ``context_window``)."""
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise UpstreamBadResponse(f"{provider} answered its models list without a data list", provider=provider)
+    models = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        window = next((w for k in ("context_length", "max_model_len", "context_window")
+                       if (w := _positive_int(item.get(k)))), None)
+        owner = item.get("owned_by")
+        models.append(ModelInfo(item["id"], context_window=window, created=_positive_int(item.get("created")),
+                                owned_by=owner if isinstance(owner, str) else None))
+    return models
 
 
 class OpenAICompatProvider(Provider):
@@ -77,6 +111,8 @@ class OpenAICompatProvider(Provider):
         self.timeout = aiohttp.ClientTimeout(
             total=None, connect=settings.connect_timeout_ms / 1000, sock_read=backend.timeout_ms / 1000
         )
+        self.models_url = api_base(backend) + "/models"
+        self.embeddings_url = backend.embeddings_endpoint or api_base(backend) + "/embeddings"
 
     def target(self, model: str) -> ChatTarget:
         f = self.flavor
@@ -105,3 +141,28 @@ class OpenAICompatProvider(Provider):
                         timeout=self.timeout) as resp:
             async for ev in chat_stream_to_anthropic(sse_json(resp, self.backend.name), model=req["model"]):
                 yield ev
+
+    async def list_models(self) -> list[ModelInfo]:
+        if not self.flavor.lists_models:
+            return await super().list_models()
+        async with get(self.http, self.models_url, provider=self.backend.name, headers=self.headers,
+                       timeout=self.timeout) as resp:
+            data = await read_json(resp, self.backend.name)
+        return models_from_list(data, self.backend.name)
+
+    @property
+    def embeddings_model(self) -> str | None:
+        if not self.flavor.embeddings:
+            return None
+        return self.backend.embeddings_model or self.backend.model
+
+    async def create_embeddings(self, req: dict[str, Any], model: str) -> dict[str, Any]:
+        """Same dialect: the client's request passes through with only the model mapped."""
+        body = {**req, "model": model}
+        if model == "default":  # llama-server embeds with the model it loaded; it needs no name
+            del body["model"]
+        async with post(self.http, self.embeddings_url, body, provider=self.backend.name, headers=self.headers,
+                        timeout=self.timeout) as resp:
+            data = await read_json(resp, self.backend.name)
+        return normalize_openai_embeddings(data, model=model, encoding=req.get("encoding_format") or "float",
+                                           provider=self.backend.name)

@@ -19,3 +19,13 @@ def upstream_model(requested: str, *, default: str, small_fast: str | None) -> s
             return small_fast
         return default
     return requested
+
+
+def upstream_embeddings_model(requested: str | None, *, backend: str, default: str) -> str:
+    """Embeddings: OpenAI's ``text-embedding-*`` names (what SDKs and editors send unasked) mean "this backend's
+    embeddings model" on every backend but OpenAI itself; so does no model. Any other name passes unchanged."""
+    if not requested or requested == "default":
+        return default
+    if requested.startswith("text-embedding-") and backend != "openai":
+        return default
+    return requested

@@ -8,14 +8,16 @@ from functools import partial
 
 import aiohttp
 from aiohttp import web
+from loguru import logger
 
 from lynkr import __version__
 from lynkr.config import Settings
 from lynkr.dispatch import Dispatcher
-from lynkr.providers import Provider, build_provider
+from lynkr.errors import ConfigError
+from lynkr.providers import Provider, build_provider, configured_backends
 from lynkr.server import middlewares
 from lynkr.server.keys import DISPATCHER, HTTP, SETTINGS, STATE
-from lynkr.server.routes import anthropic, health
+from lynkr.server.routes import anthropic, health, openai_models
 
 
 def create_app(settings: Settings, *, providers: dict[str, Provider] | None = None) -> web.Application:
@@ -31,6 +33,7 @@ def create_app(settings: Settings, *, providers: dict[str, Provider] | None = No
     app.on_shutdown.append(_drain)
     anthropic.setup(app)
     health.setup(app)
+    openai_models.setup(app)
     return app
 
 
@@ -46,10 +49,23 @@ async def _backends(app: web.Application, *, providers: dict[str, Provider] | No
     app[HTTP] = http
     settings = app[SETTINGS]
     if providers is None:
-        providers = {settings.model_provider: build_provider(settings.model_provider, http, settings)}
+        providers = _build_providers(settings, http)
     app[DISPATCHER] = Dispatcher(settings, providers)
     yield
     await http.close()
+
+
+def _build_providers(settings: Settings, http: aiohttp.ClientSession) -> dict[str, Provider]:
+    """MODEL_PROVIDER's backend, and every other configured one (for /v1/models and embeddings).
+    Only the chat backend may stop startup; another that cannot be built is logged and left out."""
+    providers: dict[str, Provider] = {settings.model_provider: build_provider(settings.model_provider, http, settings)}
+    for name in configured_backends(settings):
+        if name not in providers:
+            try:
+                providers[name] = build_provider(name, http, settings)
+            except ConfigError as err:
+                logger.warning("backend {} is configured but left out: {}", name, err.message)
+    return providers
 
 
 async def _drain(app: web.Application) -> None:

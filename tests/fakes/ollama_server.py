@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.openai_server import EXTRAS, Extras, _failure, fake_vector
 from tests.fakes.openai_server import send as send_failure_or_raw
 from tests.fakes.script import Answer, Failure, Raw, Script, cut
 
@@ -68,13 +69,56 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+TAGS = web.AppKey("tags", list)  # what /api/tags lists; tests may replace it
+
+
 async def tags(request: web.Request) -> web.Response:
-    return web.json_response({"models": [{"name": "qwen2.5-coder:7b", "model": "qwen2.5-coder:7b", "size": 1}]})
+    request.app[EXTRAS].requests.append((request.path, None))
+    if failed := _failure(request):
+        return failed
+    return web.json_response({"models": request.app[TAGS]})
+
+
+# --- POST /api/embed and POST /api/show ------------------------------------------------------------
+
+CONTEXT_LENGTHS = {"qwen2.5-coder:7b": 32_768, "nomic-embed-text:latest": 2_048}
+
+
+async def embed(request: web.Request) -> web.Response:
+    body = await request.json()
+    request.app[EXTRAS].requests.append((request.path, body))
+    if failed := _failure(request):
+        return failed
+    inp = body["input"]
+    texts = [inp] if isinstance(inp, str) else inp
+    if not all(isinstance(t, str) for t in texts):
+        return web.json_response({"error": "json: cannot unmarshal number into Go value of type string"}, status=400)
+    vectors = [fake_vector(t)[: body.get("dimensions") or None] for t in texts]
+    return web.json_response({"model": body["model"], "embeddings": vectors, "total_duration": 1000,
+                              "load_duration": 10, "prompt_eval_count": sum(len(t.split()) for t in texts)})
+
+
+async def show(request: web.Request) -> web.Response:
+    body = await request.json()
+    request.app[EXTRAS].requests.append((request.path, body))
+    if failed := _failure(request):
+        return failed
+    name = body.get("model") or body.get("name") or ""
+    length = CONTEXT_LENGTHS.get(name)
+    if length is None:
+        return web.json_response({"error": f"model '{name}' not found"}, status=404)
+    arch = "nomic-bert" if "embed" in name else "qwen2"
+    return web.json_response({"details": {"family": arch}, "model_info": {
+        "general.architecture": arch, f"{arch}.context_length": length, f"{arch}.embedding_length": 768}})
 
 
 def make_app(script: Script) -> web.Application:
     app = web.Application(client_max_size=64 * 1024**2)
     app[SCRIPT] = script
+    app[EXTRAS] = Extras()
+    app[TAGS] = [{"name": "qwen2.5-coder:7b", "model": "qwen2.5-coder:7b", "size": 1}]
+    app.router.add_post("/api/embed", embed)
+    app.router.add_post("/api/show", show)
     app.router.add_post("/api/chat", chat)
     app.router.add_get("/api/tags", tags)
     return app

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -92,10 +95,72 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return await send(request, reply, bool(body.get("stream")), body.get("model", "fake-model"))
 
 
+# --- GET /v1/models and POST /v1/embeddings --------------------------------------------------------
+
+
+@dataclass
+class Extras:
+    """State of the models/embeddings routes; tests reach it as ``upstream.server.app[EXTRAS]``."""
+
+    models: list[dict[str, Any]] = field(default_factory=lambda: [
+        {"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system"},
+        {"id": "text-embedding-3-small", "object": "model", "created": 1705948997, "owned_by": "system"},
+    ])
+    fail: dict[str, Failure] = field(default_factory=dict)  # path -> answered instead, every time
+    requests: list[tuple[str, Any]] = field(default_factory=list)  # (path, JSON body or None)
+
+
+EXTRAS = web.AppKey("extras", Extras)
+
+
+def fake_vector(text_or_tokens: str | list[int]) -> list[float]:
+    """A deterministic vector whose values float32 holds exactly (so base64 round trips compare equal)."""
+    n = len(text_or_tokens)
+    first = text_or_tokens[0] if text_or_tokens else 0
+    return [float(n), 0.5, -0.25, (ord(first) if isinstance(first, str) else first) / 8]
+
+
+def _failure(request: web.Request) -> web.Response | None:
+    failure = request.app[EXTRAS].fail.get(request.path)
+    if failure is None:
+        return None
+    return web.json_response(failure.body, status=failure.status, headers=failure.headers)
+
+
+async def models(request: web.Request) -> web.Response:
+    request.app[EXTRAS].requests.append((request.path, None))
+    return _failure(request) or web.json_response({"object": "list", "data": request.app[EXTRAS].models})
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    body = await request.json()
+    request.app[EXTRAS].requests.append((request.path, body))
+    if failed := _failure(request):
+        return failed
+    inp = body["input"]
+    items = [inp] if isinstance(inp, str) or (inp and isinstance(inp[0], int)) else inp
+    data = []
+    for i, item in enumerate(items):
+        vector = fake_vector(item)[: body.get("dimensions") or None]
+        if body.get("encoding_format") == "base64":
+            data.append({"object": "embedding", "index": i,
+                         "embedding": base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()})
+        else:
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+    tokens = sum(len(it) for it in items)
+    return web.json_response({"object": "list", "data": data, "model": body.get("model", "fake-embedder"),
+                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
 def make_app(script: Script) -> web.Application:
     app = web.Application(client_max_size=64 * 1024**2)
     app[SCRIPT] = script
+    app[EXTRAS] = Extras()
+    for prefix in ("/v1", "/api/v1"):  # OpenAI's paths, and OpenRouter's
+        app.router.add_get(f"{prefix}/models", models)
+        app.router.add_post(f"{prefix}/embeddings", embeddings)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/chat/completions", chat)
     app.router.add_post("/openai/deployments/{deployment}/chat/completions", chat)
+    app.router.add_post("/serving-endpoints/{endpoint}/invocations", chat)  # Databricks
     return app
