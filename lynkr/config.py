@@ -10,12 +10,12 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lynkr.errors import ConfigError
 
-ProviderName = Literal["openai", "openrouter", "azure-openai", "llamacpp", "lmstudio", "ollama"]
+ProviderName = Literal["openai", "openrouter", "azure-openai", "llamacpp", "lmstudio", "ollama", "bedrock"]
 EmbeddingsProviderName = Literal["ollama", "openai", "openrouter", "llamacpp"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
@@ -96,6 +96,24 @@ class Settings(BaseSettings):
     openai_embeddings_model: str = "text-embedding-3-small"
     openrouter_embeddings_model: str = "openai/text-embedding-3-small"
     llamacpp_embeddings_endpoint: str | None = None  # full URL; default {LLAMACPP_ENDPOINT}/v1/embeddings
+
+    # --- AWS Bedrock (Converse / ConverseStream) ---
+    # A Bedrock API key (sent as a bearer token); without one, requests are SigV4-signed with the standard
+    # AWS credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO, instance roles...).
+    aws_bedrock_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("AWS_BEDROCK_API_KEY", "AWS_BEARER_TOKEN_BEDROCK"))
+    aws_bedrock_region: str | None = None
+    aws_region: str | None = None
+    aws_bedrock_model_id: str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    aws_bedrock_endpoint: str | None = None  # base URL override (VPC endpoints, tests)
+
+    @property
+    def bedrock_region(self) -> str:
+        return self.aws_bedrock_region or self.aws_region or "us-east-1"
+
+    @property
+    def bedrock_base_url(self) -> str:
+        return self.aws_bedrock_endpoint or f"https://bedrock-runtime.{self.bedrock_region}.amazonaws.com"
 
     # --- timeouts for cloud backends ---
     request_timeout_ms: int = Field(600_000, gt=0)

@@ -146,6 +146,20 @@ class MessageStream:
                         "delta": {"type": "input_json_delta", "partial_json": arguments}})
         return out
 
+    def redacted_thinking(self, data: str) -> list[Event]:
+        """A ``redacted_thinking`` block: it arrives whole, so it opens and closes at once."""
+        out = self.start()
+        self._open(out, {"type": "redacted_thinking", "data": data})
+        self._close(out)
+        return out
+
+    def end_block(self) -> list[Event]:
+        """Close the open block (for backends that mark block ends, like Bedrock's contentBlockStop),
+        so two consecutive blocks of one kind stay two blocks."""
+        out = self.start()
+        self._close(out)
+        return out
+
     def finish(
         self, stop_reason: str, usage: dict[str, int] | None = None, stop_sequence: str | None = None
     ) -> list[Event]:

@@ -13,6 +13,7 @@ import aiohttp
 from lynkr.config import Settings
 from lynkr.errors import ConfigError
 from lynkr.providers.base import BackendSettings, BackendSpec, ModelInfo, Provider, ProviderFactory
+from lynkr.providers.bedrock import BedrockProvider
 from lynkr.providers.ollama import OllamaProvider
 from lynkr.providers.openai_compat import OpenAICompatProvider
 
@@ -43,6 +44,9 @@ REGISTRY: dict[str, Registration] = {
         "ollama_endpoint", "ollama_model", "ollama_api_key", "ollama_timeout_ms",
         extra=("ollama_keep_alive", "ollama_num_ctx"), embeddings_model="ollama_embeddings_model",
         embeddings_endpoint="ollama_embeddings_endpoint")),
+    # no variable is required: without AWS_BEDROCK_API_KEY requests are SigV4-signed (AWS credential chain)
+    "bedrock": Registration(BedrockProvider, BackendSpec(
+        "bedrock_base_url", "aws_bedrock_model_id", "aws_bedrock_api_key", extra=("bedrock_region",))),
 }
 
 

@@ -42,7 +42,8 @@ def _upstream_message(body: bytes) -> str:
     if isinstance(data, dict):
         err = data.get("error", data)
         if isinstance(err, dict):
-            return str(err.get("message") or err.get("error") or err)
+            # "Message": AWS answers IAM and signature failures so
+            return str(err.get("message") or err.get("Message") or err.get("error") or err)
         return str(err)
     return str(data)[:500]
 
