@@ -15,7 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lynkr.errors import ConfigError
 
-ProviderName = Literal["openai", "openrouter", "azure-openai", "llamacpp", "lmstudio", "ollama", "bedrock"]
+ProviderName = Literal["openai", "openrouter", "azure-openai", "llamacpp", "lmstudio", "ollama", "bedrock",
+                      "anthropic", "azure-anthropic", "zai", "databricks", "moonshot", "vertex", "gemini"]
 EmbeddingsProviderName = Literal["ollama", "openai", "openrouter", "llamacpp"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
@@ -114,6 +115,46 @@ class Settings(BaseSettings):
     @property
     def bedrock_base_url(self) -> str:
         return self.aws_bedrock_endpoint or f"https://bedrock-runtime.{self.bedrock_region}.amazonaws.com"
+
+    # --- Anthropic-native backends (the request passes through; only the model is mapped) ---
+    # api.anthropic.com, or any Anthropic Messages endpoint. Deliberately not ANTHROPIC_API_KEY: Claude Code
+    # users often have that set for the client side, and it must never be sent upstream by accident.
+    anthropic_upstream_api_key: SecretStr | None = None
+    anthropic_upstream_endpoint: str = "https://api.anthropic.com/v1/messages"
+    anthropic_upstream_model: str | None = None  # unset: the client's claude-* model names pass unchanged
+
+    # --- Azure AI Foundry: Claude deployments (Anthropic Messages API) ---
+    azure_anthropic_endpoint: str | None = None  # https://NAME.services.ai.azure.com/anthropic[/v1/messages]
+    azure_anthropic_api_key: SecretStr | None = None
+    azure_anthropic_version: str = "2023-06-01"
+    # Lynkr's MODEL_DEFAULT: the Azure Claude deployment to use (unset: the client's claude-* names pass),
+    # and the model name of the Databricks endpoint
+    model_default: str | None = None
+
+    # --- Z.AI (GLM models behind an Anthropic-compatible endpoint) ---
+    zai_api_key: SecretStr | None = None
+    zai_endpoint: str = "https://api.z.ai/api/anthropic/v1/messages"
+    zai_model: str = "GLM-4.7"
+
+    # --- Databricks (serving-endpoint invocations, OpenAI Chat Completions format) ---
+    databricks_api_base: str | None = None  # https://WORKSPACE.cloud.databricks.com
+    databricks_api_key: SecretStr | None = None
+    databricks_endpoint_path: str = "/serving-endpoints/databricks-claude-sonnet-4-5/invocations"
+
+    @property
+    def databricks_model(self) -> str:
+        return self.model_default or "databricks-claude-sonnet-4-5"
+
+    # --- Moonshot (Kimi, OpenAI Chat Completions) ---
+    moonshot_api_key: SecretStr | None = None
+    moonshot_endpoint: str = "https://api.moonshot.ai/v1/chat/completions"
+    moonshot_model: str = "kimi-k2-turbo-preview"
+
+    # --- Google Gemini (MODEL_PROVIDER=vertex or gemini): Google AI Studio's generateContent ---
+    vertex_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("VERTEX_API_KEY", "GOOGLE_API_KEY", "vertex_api_key"))
+    vertex_model: str = "gemini-2.5-flash"
+    vertex_endpoint: str = "https://generativelanguage.googleapis.com/v1beta"  # API root (tests, proxies)
 
     # --- timeouts for cloud backends ---
     request_timeout_ms: int = Field(600_000, gt=0)

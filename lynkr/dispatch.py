@@ -50,7 +50,9 @@ class Dispatcher:
 
     def route(self, req: dict[str, Any]) -> Route:
         provider = self.primary
-        model = upstream_model(req["model"], default=provider.default_model, small_fast=self.settings.small_fast_model)
+        model = upstream_model(req["model"], default=provider.default_model,
+                               small_fast=self.settings.small_fast_model or provider.small_fast_default,
+                               passthrough=provider.passes_claude_models and not provider.default_model)
         reason = "model map" if model != req["model"] else "model passed through"
         return Route(provider, model, reason)
 

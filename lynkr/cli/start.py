@@ -21,7 +21,8 @@ def start(
     host: str | None = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1; env LYNKR_HOST)."),
     port: int | None = typer.Option(None, "--port", "-p", help="Port to listen on (default 8081; env PORT)."),
     env_file: Path | None = typer.Option(None, "--env-file", help="Read settings from this file instead of ./.env."),
-    log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning or error (env LOG_LEVEL)."),
+    log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning or error (env LOG_LEVEL).",
+                                         autocompletion=lambda: ["debug", "info", "warning", "error"]),
 ) -> None:
     """Start the gateway: Claude Code, Codex and OpenAI clients point their base URL here."""
     overrides = {k: v for k, v in {"host": host, "port": port, "log_level": log_level}.items() if v is not None}

@@ -12,8 +12,10 @@ import aiohttp
 
 from lynkr.config import Settings
 from lynkr.errors import ConfigError
+from lynkr.providers.anthropic import AnthropicProvider, AzureAnthropicProvider, zai_provider
 from lynkr.providers.base import BackendSettings, BackendSpec, ModelInfo, Provider, ProviderFactory
 from lynkr.providers.bedrock import BedrockProvider
+from lynkr.providers.gemini import GeminiProvider
 from lynkr.providers.ollama import OllamaProvider
 from lynkr.providers.openai_compat import OpenAICompatProvider
 
@@ -47,6 +49,29 @@ REGISTRY: dict[str, Registration] = {
     # no variable is required: without AWS_BEDROCK_API_KEY requests are SigV4-signed (AWS credential chain)
     "bedrock": Registration(BedrockProvider, BackendSpec(
         "bedrock_base_url", "aws_bedrock_model_id", "aws_bedrock_api_key", extra=("bedrock_region",))),
+    # Anthropic-native: the request passes through (the upstream key is not the client's ANTHROPIC_API_KEY)
+    "anthropic": Registration(AnthropicProvider, BackendSpec(
+        "anthropic_upstream_endpoint", "anthropic_upstream_model", "anthropic_upstream_api_key",
+        required=("anthropic_upstream_api_key",))),
+    "azure-anthropic": Registration(AzureAnthropicProvider, BackendSpec(
+        "azure_anthropic_endpoint", "model_default", "azure_anthropic_api_key",
+        required=("azure_anthropic_api_key", "azure_anthropic_endpoint"), extra=("azure_anthropic_version",),
+        hint="(AZURE_ANTHROPIC_ENDPOINT is e.g. https://NAME.services.ai.azure.com/anthropic)")),
+    "zai": Registration(zai_provider, BackendSpec("zai_endpoint", "zai_model", "zai_api_key",
+                                                  required=("zai_api_key",))),
+    "databricks": Registration(OpenAICompatProvider, BackendSpec(
+        "databricks_api_base", "databricks_model", "databricks_api_key",
+        required=("databricks_api_key", "databricks_api_base"), extra=("databricks_endpoint_path",),
+        hint="(DATABRICKS_API_BASE is your workspace URL, e.g. https://WORKSPACE.cloud.databricks.com)")),
+    "moonshot": Registration(OpenAICompatProvider, BackendSpec(
+        "moonshot_endpoint", "moonshot_model", "moonshot_api_key", required=("moonshot_api_key",))),
+    # Gemini through Google AI Studio's API; both names are Lynkr's (it called it vertex)
+    "vertex": Registration(GeminiProvider, BackendSpec(
+        "vertex_endpoint", "vertex_model", "vertex_api_key", required=("vertex_api_key",),
+        hint="(or GOOGLE_API_KEY; get a key at https://aistudio.google.com/apikey)")),
+    "gemini": Registration(GeminiProvider, BackendSpec(
+        "vertex_endpoint", "vertex_model", "vertex_api_key", required=("vertex_api_key",),
+        hint="(or GOOGLE_API_KEY; get a key at https://aistudio.google.com/apikey)")),
 }
 
 

@@ -90,6 +90,11 @@ class Provider(ABC):
     supports_tools: ClassVar[bool] = True
     supports_images: ClassVar[bool] = True
     supports_thinking: ClassVar[bool] = True
+    # Serves Claude models itself (Anthropic-native backends): with no model configured, the client's
+    # claude-* names pass unchanged instead of mapping to the backend's model.
+    passes_claude_models: ClassVar[bool] = False
+    # The model haiku-class requests go to when SMALL_FAST_MODEL is unset (None: the backend's model).
+    small_fast_default: ClassVar[str | None] = None
 
     def __init__(self, backend: BackendSettings, http: aiohttp.ClientSession, settings: Settings) -> None:
         self.backend = backend

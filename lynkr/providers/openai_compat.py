@@ -3,7 +3,7 @@ deployments), llama.cpp's server and LM Studio. They differ only in the fields o
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlencode
@@ -12,6 +12,7 @@ import aiohttp
 
 from lynkr.config import Settings
 from lynkr.convert.embeddings import normalize_openai_embeddings
+from lynkr.convert.moonshot import lift_choice_usage, moonshot_request
 from lynkr.convert.openai_chat import (
     ChatTarget,
     anthropic_to_chat,
@@ -34,6 +35,11 @@ class Flavor:
     extra_headers: tuple[tuple[str, str], ...] = ()
     lists_models: bool = True  # GET {base}/models answers the models the backend serves
     embeddings: bool = False  # POST {base}/embeddings (OpenAI shape) works and lynkr may use it
+    # the URL is the endpoint joined with the path held by this extra setting (Databricks)
+    path_setting: str | None = None
+    # backend quirks: reshape the Chat request (body, hub request, model), and adapt the stream chunks
+    request_hook: Callable[[dict[str, Any], dict[str, Any], str], dict[str, Any]] | None = None
+    chunk_hook: Callable[[AsyncIterable[dict[str, Any]]], AsyncIterator[dict[str, Any]]] | None = None
 
 
 FLAVORS: dict[str, Flavor] = {
@@ -47,12 +53,31 @@ FLAVORS: dict[str, Flavor] = {
                          embeddings=True),
     "llamacpp": Flavor(system_in_conversation=False, supports_top_k=True, embeddings=True),
     "lmstudio": Flavor(system_in_conversation=False, supports_top_k=True),
+    # DATABRICKS_API_BASE + DATABRICKS_ENDPOINT_PATH; an .../invocations URL names the served model itself
+    "databricks": Flavor(path_setting="databricks_endpoint_path", system_in_conversation=False,
+                         lists_models=False),
+    "moonshot": Flavor(request_hook=moonshot_request, chunk_hook=lift_choice_usage),
+    "zai": Flavor(),  # Z.AI's OpenAI-compatible endpoint, when ZAI_ENDPOINT ends in /chat/completions
 }
+
+
+def join_path(base: str, path: str) -> str:
+    """``base`` + ``path``, without doubling a segment both spell (``.../serving-endpoints`` +
+    ``/serving-endpoints/NAME/invocations``)."""
+    path = "/" + path.lstrip("/")
+    first = path.split("/", 2)[1]
+    if first and base.endswith("/" + first):
+        base = base[: -len(first) - 1]
+    return base + path
+
 
 
 def chat_url(backend: BackendSettings) -> str:
     """The chat-completions URL from a full URL (Lynkr's style) or a base URL."""
     url = backend.endpoint.rstrip("/")
+    flavor = FLAVORS.get(backend.name)
+    if flavor is not None and flavor.path_setting:
+        return join_path(url, str(backend.extra.get(flavor.path_setting) or ""))
     if backend.name == "azure-openai":
         version = urlencode({"api-version": backend.extra.get("azure_openai_api_version")})
         if "/chat/completions" in url:
@@ -119,7 +144,8 @@ class OpenAICompatProvider(Provider):
         return ChatTarget(
             backend=self.backend.name,
             model=model,
-            send_model=self.backend.name != "azure-openai" and model != "default",
+            send_model=self.backend.name != "azure-openai" and model != "default"
+            and not self.url.split("?", 1)[0].endswith("/invocations"),
             max_tokens_field=f.max_tokens_field,
             max_output_tokens=self.settings.max_output_tokens,
             reasoning=f.reasoning,
@@ -128,18 +154,26 @@ class OpenAICompatProvider(Provider):
             max_stop_sequences=f.max_stop_sequences,
         )
 
+    def chat_request(self, req: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
+        body = anthropic_to_chat(req, self.target(model), stream=stream)
+        hook = self.flavor.request_hook
+        return hook(body, req, model) if hook else body
+
     async def create_message(self, req: dict[str, Any], model: str) -> dict[str, Any]:
-        body = anthropic_to_chat(req, self.target(model), stream=False)
+        body = self.chat_request(req, model, stream=False)
         async with post(self.http, self.url, body, provider=self.backend.name, headers=self.headers,
                         timeout=self.timeout) as resp:
             data = await read_json(resp, self.backend.name)
         return chat_to_anthropic(data, model=req["model"])
 
     async def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
-        body = anthropic_to_chat(req, self.target(model), stream=True)
+        body = self.chat_request(req, model, stream=True)
         async with post(self.http, self.url, body, provider=self.backend.name, headers=self.headers,
                         timeout=self.timeout) as resp:
-            async for ev in chat_stream_to_anthropic(sse_json(resp, self.backend.name), model=req["model"]):
+            chunks = sse_json(resp, self.backend.name)
+            if self.flavor.chunk_hook:
+                chunks = self.flavor.chunk_hook(chunks)
+            async for ev in chat_stream_to_anthropic(chunks, model=req["model"]):
                 yield ev
 
     async def list_models(self) -> list[ModelInfo]:
