@@ -263,3 +263,104 @@ def explain(run: Run, traffic: list[Exchange], upstream_requests: list[dict[str,
         lines.append(f"stream={req.get('stream')} model={req.get('model')} roles={[m.get('role') for m in msgs]} "
                      f"tools={len(req.get('tools') or [])}")
     return "\n".join(lines)
+
+
+# -- the Codex CLI (see tests/test_codex_e2e.py) ----------------------------------------------------
+
+CODEX_INSTALL_HINT = "Codex CLI not installed: run npm install --prefix .e2e/npm -g @openai/codex"
+CODEX_KEY_ENV = "LYNKR_E2E_KEY"  # the variable the provider's env_key names: Codex sends it as a Bearer token
+
+
+def find_codex() -> str | None:
+    """LYNKR_E2E_CODEX, else the repo-local npm prefix CI installs into, else ``codex`` on PATH."""
+    explicit = os.environ.get("LYNKR_E2E_CODEX")
+    if explicit:
+        return explicit
+    local = REPO / ".e2e" / "npm" / "bin" / "codex"
+    if local.exists():
+        return str(local)
+    return shutil.which("codex")
+
+
+def require_codex() -> str:
+    path = find_codex()
+    if path is None:
+        pytest.skip(CODEX_INSTALL_HINT)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(f"LYNKR_E2E_CODEX={path!r} is not an executable file. {CODEX_INSTALL_HINT}")
+    return path
+
+
+def write_codex_config(codex_home: Path, base_url: str, model: str) -> Path:
+    """A config.toml sending every turn to lynkr over the Responses API, with no other outbound traffic.
+
+    ``[analytics]`` and ``[features] plugins`` off remove Codex's calls to github.com and chatgpt.com.
+    """
+    path = codex_home / "config.toml"
+    path.write_text(
+        f'model = {json.dumps(model)}\n'
+        'model_provider = "lynkr"\n'
+        '\n'
+        '[model_providers.lynkr]\n'
+        'name = "lynkr"\n'
+        f'base_url = {json.dumps(base_url + "/v1")}\n'
+        f'env_key = "{CODEX_KEY_ENV}"\n'
+        'wire_api = "responses"\n'
+        '\n'
+        '[analytics]\n'
+        'enabled = false\n'
+        '\n'
+        '[features]\n'
+        'plugins = false\n'
+    )
+    return path
+
+
+def codex_env(codex: str, codex_home: Path, proxy_port: int) -> dict[str, str]:
+    """An environment built from scratch (the npm launcher needs node on PATH): no inherited keys or proxies."""
+    env = claude_env(codex, "http://127.0.0.1:9", codex_home, proxy_port)
+    for key in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
+        del env[key]
+    env["CODEX_HOME"] = str(codex_home)
+    env[CODEX_KEY_ENV] = API_KEY
+    return env
+
+
+async def run_process(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float = TIMEOUT,
+                      what: str = "the CLI") -> Run:
+    """Run ``argv`` in this event loop with stdin from /dev/null; kill its whole session on timeout."""
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=cwd, env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = await proc.communicate()
+        run = Run(argv, -1, out.decode(errors="replace"), err.decode(errors="replace"), time.monotonic() - started)
+        pytest.fail(f"{what} did not finish within {timeout:.0f}s\n{run.report()}")
+    assert proc.returncode is not None
+    return Run(argv, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"),
+               time.monotonic() - started)
+
+
+async def run_codex(codex: str, args: list[str], *, cwd: Path, codex_home: Path, timeout: float = TIMEOUT) -> Run:
+    """Run ``codex ARGS`` with CODEX_HOME (holding a config from write_codex_config) as its home too."""
+    with refused_port() as port:
+        return await run_process([codex, *args], cwd=cwd, env=codex_env(codex, codex_home, port),
+                                 timeout=timeout, what="Codex")
+
+
+def jsonl(text: str) -> list[dict[str, Any]]:
+    """The JSON objects among ``text``'s lines (``codex exec --json`` writes one event per line)."""
+    events: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+    return events
