@@ -89,15 +89,6 @@ class Settings(BaseSettings):
     ollama_keep_alive: str | None = None
     ollama_num_ctx: int | None = Field(None, gt=0)
 
-    # --- embeddings (POST /v1/embeddings) ---
-    # unset: the chat backend if it can embed, else the first configured one that can
-    embeddings_provider: EmbeddingsProviderName | None = None
-    ollama_embeddings_model: str = "nomic-embed-text"
-    ollama_embeddings_endpoint: str | None = None  # another Ollama for embeddings (base URL)
-    openai_embeddings_model: str = "text-embedding-3-small"
-    openrouter_embeddings_model: str = "openai/text-embedding-3-small"
-    llamacpp_embeddings_endpoint: str | None = None  # full URL; default {LLAMACPP_ENDPOINT}/v1/embeddings
-
     # --- AWS Bedrock (Converse / ConverseStream) ---
     # A Bedrock API key (sent as a bearer token); without one, requests are SigV4-signed with the standard
     # AWS credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO, instance roles...).
@@ -115,6 +106,15 @@ class Settings(BaseSettings):
     @property
     def bedrock_base_url(self) -> str:
         return self.aws_bedrock_endpoint or f"https://bedrock-runtime.{self.bedrock_region}.amazonaws.com"
+
+    # --- embeddings (POST /v1/embeddings) ---
+    # unset: the chat backend if it can embed, else the first configured one that can
+    embeddings_provider: EmbeddingsProviderName | None = None
+    ollama_embeddings_model: str = "nomic-embed-text"
+    ollama_embeddings_endpoint: str | None = None  # another Ollama for embeddings (base URL)
+    openai_embeddings_model: str = "text-embedding-3-small"
+    openrouter_embeddings_model: str = "openai/text-embedding-3-small"
+    llamacpp_embeddings_endpoint: str | None = None  # full URL; default {LLAMACPP_ENDPOINT}/v1/embeddings
 
     # --- Anthropic-native backends (the request passes through; only the model is mapped) ---
     # api.anthropic.com, or any Anthropic Messages endpoint. Deliberately not ANTHROPIC_API_KEY: Claude Code
@@ -156,9 +156,33 @@ class Settings(BaseSettings):
     vertex_model: str = "gemini-2.5-flash"
     vertex_endpoint: str = "https://generativelanguage.googleapis.com/v1beta"  # API root (tests, proxies)
 
-    # --- timeouts for cloud backends ---
+    # --- routing: tiers and fallbacks (Lynkr's names; values are provider:model) ---
+    tier_simple: str | None = None
+    tier_medium: str | None = None
+    tier_complex: str | None = None
+    tier_reasoning: str | None = None
+    fallback_enabled: bool = True
+    fallback_provider: str | None = None
+    fallback_providers: str | None = None  # ordered, comma-separated; wins over FALLBACK_PROVIDER
+
+    # --- resilience (Lynkr's names; times in milliseconds) ---
+    api_retry_max_retries: int = Field(2, ge=0, le=10)
+    api_retry_initial_delay: int = Field(500, ge=0)
+    api_retry_max_delay: int = Field(8_000, ge=0)
+    circuit_breaker_failure_threshold: int = Field(5, ge=1)
+    circuit_breaker_success_threshold: int = Field(2, ge=1)
+    circuit_breaker_timeout: int = Field(30_000, ge=0)
+    load_shedding_active_requests_threshold: int = Field(1_000, ge=0)  # 0: no limit
+    load_shedding_memory_threshold: float = Field(
+        0.9, ge=0, validation_alias=AliasChoices("LOAD_SHEDDING_MEMORY_THRESHOLD", "LOAD_SHEDDING_HEAP_THRESHOLD",
+                                                 "load_shedding_memory_threshold"))
+    graceful_shutdown_timeout: int = Field(30_000, ge=0)
+
+    # --- timeouts: connect, first byte (REQUEST_TIMEOUT_MS, or a local backend's *_TIMEOUT_MS), and the
+    # longest silence allowed between two chunks of a stream ---
     request_timeout_ms: int = Field(600_000, gt=0)
     connect_timeout_ms: int = Field(10_000, gt=0)
+    stream_idle_timeout_ms: int = Field(120_000, gt=0)
 
     @field_validator("request_json_limit", mode="before")
     @classmethod
@@ -172,6 +196,14 @@ class Settings(BaseSettings):
         if v not in {"trace", "debug", "info", "warning", "error", "critical"}:
             raise ValueError("use one of debug, info, warning, error")
         return v
+
+    def fallback_chain(self) -> list[str]:
+        """Fallback targets in order: FALLBACK_PROVIDERS, else Lynkr's FALLBACK_PROVIDER (when enabled)."""
+        if self.fallback_providers:
+            return [p.strip() for p in self.fallback_providers.split(",") if p.strip()]
+        if self.fallback_provider and self.fallback_enabled:
+            return [self.fallback_provider]
+        return []
 
     def secrets(self) -> list[str]:
         """Every configured secret value (for log redaction and tests)."""

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from lynkr.config import Settings
 from lynkr.errors import NotConfigured, UpstreamBadResponse
 from lynkr.providers import Provider, embeddings_provider
+from lynkr.providers.base import ChatCompletionsBackend
 from lynkr.routing.model_map import upstream_embeddings_model, upstream_model
 
 Event = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +38,16 @@ class Route:
 
 
 @dataclass(slots=True)
-class OpenStream:
+class Opened(Generic[T]):
+    """A stream whose first item has arrived (so the backend accepted the request)."""
+
     route: Route
-    first: Event
-    rest: AsyncGenerator[Event, None]
+    first: T
+    rest: AsyncGenerator[T, None]
+
+
+OpenStream = Opened[Event]
+OpenRaw = Opened[bytes]
 
 
 class Dispatcher:
@@ -75,7 +83,14 @@ class Dispatcher:
 
     async def open_stream(self, req: dict[str, Any]) -> OpenStream:
         route = self.route(req)
-        events = route.provider.stream_message(req, route.model)
+        return await self._open(route, route.provider.stream_message(req, route.model))
+
+    async def open_chat_passthrough(self, route: Route, body: dict[str, Any]) -> OpenRaw:
+        """Open a Chat Completions stream on a backend that speaks it: bytes pass through as they come."""
+        assert isinstance(route.provider, ChatCompletionsBackend)
+        return await self._open(route, route.provider.chat_stream(body, route.model))
+
+    async def _open(self, route: Route, events: AsyncGenerator[T, None]) -> Opened[T]:
         try:
             first = await anext(events)
         except StopAsyncIteration:
@@ -84,4 +99,4 @@ class Dispatcher:
         except BaseException:
             await events.aclose()
             raise
-        return OpenStream(route, first, events)
+        return Opened(route, first, events)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import aiohttp
 from pydantic import SecretStr
@@ -113,8 +113,9 @@ class Provider(ABC):
 
     async def list_models(self) -> list[ModelInfo]:
         """The models this backend offers. Default: the configured model (backends without a listing
-        API); adapters that can ask their backend override this and raise ``UpstreamError`` when it fails."""
-        return [ModelInfo(self.default_model)]
+        API; none when no model is configured); adapters that can ask their backend override this and raise
+        ``UpstreamError`` when it fails."""
+        return [ModelInfo(self.default_model)] if self.default_model else []
 
     @property
     def embeddings_model(self) -> str | None:
@@ -125,6 +126,15 @@ class Provider(ABC):
         """An OpenAI embeddings response for a validated OpenAI embeddings request (``lynkr.wire.embeddings``),
         with ``model`` already mapped. Only called when ``embeddings_model`` is not None."""
         raise NotImplementedError(f"{self.backend.name} cannot create embeddings")
+
+
+@runtime_checkable
+class ChatCompletionsBackend(Protocol):
+    """A backend that speaks OpenAI Chat Completions itself: Chat clients pass straight through."""
+
+    async def chat_completion(self, body: dict[str, Any], model: str) -> dict[str, Any]: ...
+
+    def chat_stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[bytes, None]: ...
 
 
 ProviderFactory = Callable[[BackendSettings, aiohttp.ClientSession, Settings], Provider]

@@ -71,7 +71,6 @@ def join_path(base: str, path: str) -> str:
     return base + path
 
 
-
 def chat_url(backend: BackendSettings) -> str:
     """The chat-completions URL from a full URL (Lynkr's style) or a base URL."""
     url = backend.endpoint.rstrip("/")
@@ -153,6 +152,30 @@ class OpenAICompatProvider(Provider):
             supports_top_k=f.supports_top_k,
             max_stop_sequences=f.max_stop_sequences,
         )
+
+    # --- Chat Completions clients pass straight through (only the model is mapped) ---------------
+
+    def _passthrough(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        out = dict(body)
+        if self.target(model).send_model:
+            out["model"] = model
+        else:
+            out.pop("model", None)
+        return out
+
+    async def chat_completion(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        async with post(self.http, self.url, self._passthrough(body, model), provider=self.backend.name,
+                        headers=self.headers, timeout=self.timeout) as resp:
+            data: dict[str, Any] = await read_json(resp, self.backend.name)
+        return data
+
+    async def chat_stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[bytes, None]:
+        async with post(self.http, self.url, self._passthrough(body, model), provider=self.backend.name,
+                        headers=self.headers, timeout=self.timeout) as resp:
+            async for chunk in resp.content.iter_any():
+                yield chunk
+
+    # --- Anthropic clients, through the hub ------------------------------------------------------
 
     def chat_request(self, req: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
         body = anthropic_to_chat(req, self.target(model), stream=stream)

@@ -12,12 +12,17 @@ def is_small_fast(model: str) -> bool:
     return "haiku" in model.lower()
 
 
+def is_claude_model(model: str) -> bool:
+    """A Claude model name (what Claude Code asks for), as opposed to a backend model chosen on purpose."""
+    name = model.lower()
+    return name.startswith(("claude", "anthropic/claude")) or name in {"opus", "sonnet", "haiku", "default"}
+
+
 def upstream_model(requested: str, *, default: str, small_fast: str | None, passthrough: bool = False) -> str:
     """``passthrough``: the backend serves Claude models itself and has no model configured, so a
     claude-* name is the model to use (only the small/fast override still applies)."""
-    name = requested.lower()
-    if name.startswith(("claude", "anthropic/claude")) or name in {"opus", "sonnet", "haiku", "default"}:
-        if small_fast and is_small_fast(name):
+    if is_claude_model(requested):
+        if small_fast and is_small_fast(requested):
             return small_fast
         return requested if passthrough else default
     return requested

@@ -16,8 +16,9 @@ from lynkr.dispatch import Dispatcher
 from lynkr.errors import ConfigError
 from lynkr.providers import Provider, build_provider, configured_backends
 from lynkr.server import middlewares
-from lynkr.server.keys import DISPATCHER, HTTP, SETTINGS, STATE
-from lynkr.server.routes import anthropic, health, openai_models
+from lynkr.server.keys import DISPATCHER, HTTP, RESPONSES, SETTINGS, STATE
+from lynkr.server.response_store import ResponseStore
+from lynkr.server.routes import anthropic, health, openai, openai_models
 
 
 def create_app(settings: Settings, *, providers: dict[str, Provider] | None = None) -> web.Application:
@@ -28,12 +29,14 @@ def create_app(settings: Settings, *, providers: dict[str, Provider] | None = No
     )
     app[SETTINGS] = settings
     app[STATE] = {"started": time.monotonic(), "draining": False}
+    app[RESPONSES] = ResponseStore()
     app.cleanup_ctx.append(partial(_backends, providers=providers))
     app.on_response_prepare.append(middlewares.add_request_id)
     app.on_shutdown.append(_drain)
     anthropic.setup(app)
     health.setup(app)
     openai_models.setup(app)
+    openai.setup(app)
     return app
 
 

@@ -7,11 +7,13 @@ from aiohttp import web
 
 from lynkr.config import Settings
 from lynkr.dispatch import Dispatcher
+from lynkr.server.response_store import ResponseStore
 
 SETTINGS = web.AppKey("settings", Settings)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 STATE = web.AppKey("state", dict)
+RESPONSES = web.AppKey("responses", ResponseStore)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 LOG_SUFFIX = web.RequestKey("log_suffix", str)

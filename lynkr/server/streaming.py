@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from typing import TypeVar
 
 from aiohttp import web
 from loguru import logger
@@ -18,7 +18,7 @@ from loguru import logger
 from lynkr.errors import LynkrError
 from lynkr.server.keys import REQUEST_ID
 
-Encode = Callable[[dict[str, Any]], bytes]
+T = TypeVar("T")
 EncodeError = Callable[[LynkrError], bytes]
 
 SSE_HEADERS = {
@@ -30,10 +30,10 @@ SSE_HEADERS = {
 
 async def stream_events(
     request: web.Request,
-    first: dict[str, Any],
-    events: AsyncGenerator[dict[str, Any], None],
+    first: T,
+    events: AsyncGenerator[T, None],
     *,
-    encode: Encode,
+    encode: Callable[[T], bytes],
     encode_error: EncodeError,
     ping: bytes | None,
     ping_interval: float,

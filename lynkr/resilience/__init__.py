@@ -1,0 +1,1 @@
+"""Retries, circuit breakers and load shedding around backends."""
