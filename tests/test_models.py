@@ -193,6 +193,16 @@ async def test_backend_without_a_listing_api_lists_its_configured_model(openai_u
     assert openai_upstream.server.app[EXTRAS].requests == []
 
 
+async def test_backend_without_a_listing_api_or_a_model_lists_nothing(openai_upstream, aiohttp_client):
+    # e.g. an Anthropic-native backend with no model configured: the client's claude-* names pass through
+    settings = make_settings(model_provider="azure-openai", azure_openai_endpoint=openai_upstream.url,
+                             azure_openai_api_key=SECRET, azure_openai_deployment="")
+    client = await aiohttp_client(create_app(settings))
+    body = await (await client.get("/v1/models")).json()
+    assert [m["id"] for m in body["data"]] == list(CLAUDE_MODELS)
+    assert body["backends"] == [{"name": "azure-openai", "status": "ok", "models": 0}]
+
+
 async def test_anthropic_shape_when_anthropic_version_is_sent(ollama_upstream, aiohttp_client):
     ollama_upstream.server.app[ollama_server.TAGS][:] = OLLAMA_TAGS
     client = await aiohttp_client(create_app(ollama_settings(ollama_upstream)))
@@ -272,6 +282,9 @@ def test_configured_backends_need_keys_or_a_name():
     assert configured_backends(settings) == ["lmstudio", "llamacpp", "openai", "openrouter"]
     azure = make_settings(model_provider="ollama", azure_openai_api_key="k")  # endpoint missing: not configured
     assert configured_backends(azure) == ["ollama"]
+    # two registry names for one backend build it once
+    assert configured_backends(make_settings(vertex_api_key="k")) == ["ollama", "vertex"]
+    assert configured_backends(make_settings(model_provider="gemini", vertex_api_key="k")) == ["gemini"]
 
 
 def test_embeddings_provider_settings_are_checked():

@@ -101,8 +101,10 @@ def configured_backends(settings: Settings) -> list[str]:
     required settings (its key, say) are present. Keyless local servers (ollama, llamacpp, lmstudio) count only
     when named in one of those two, so nobody's localhost ports are probed on a guess."""
     names: list[str] = [n for n in (settings.model_provider, settings.embeddings_provider) if n]
-    names += [n for n, reg in REGISTRY.items() if reg.spec.configured(settings)]
-    return list(dict.fromkeys(names))
+    for name, reg in REGISTRY.items():  # two names for one backend (vertex, gemini) build it once
+        if reg.spec.configured(settings) and all(REGISTRY[n] != reg for n in names):
+            names.append(name)
+    return names
 
 
 # Auto choice of the embeddings backend when the chat backend cannot embed (Lynkr's order)
