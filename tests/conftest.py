@@ -18,7 +18,11 @@ SECRET = "sk-test-backend-secret-1234567890"
 
 
 def make_settings(**values: Any) -> Settings:
-    """Settings from these values only: no .env file, no environment surprises."""
+    """Settings from these values only: no .env file, no environment surprises.
+
+    Retries are off unless asked for, so a test that scripts one upstream failure sees that failure;
+    the resilience tests turn them on."""
+    values.setdefault("api_retry_max_retries", 0)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

@@ -25,6 +25,8 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 ClientFactory = Callable[..., Awaitable[TestClient]]
 
 SIG = "CiQB0e2Kb2dlbWluaS10aG91Z2h0LXNpZ25hdHVyZQ=="
+# what clients see: Gemini's signatures are tagged so no other vendor is ever sent one (convert/signatures.py)
+TAGGED = "lynkr:gemini:" + SIG
 WRITE = ToolCall("Write", json.dumps({"file_path": "/w/hello.txt", "content": "hi"}))
 TOOLS = [{"name": "Write", "description": "Write a file", "input_schema": {
     "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
@@ -77,7 +79,7 @@ async def test_stream_with_thinking_and_a_tool_call(provider, upstream, aiohttp_
     message = fold_events(d for _, d in events)
     assert [b["type"] for b in message["content"]] == ["thinking", "text", "thinking", "tool_use"]
     assert message["content"][0]["thinking"] == "The user wants hello.txt."
-    assert message["content"][2] == {"type": "thinking", "thinking": "", "signature": SIG}
+    assert message["content"][2] == {"type": "thinking", "thinking": "", "signature": TAGGED}
     tool = message["content"][3]
     assert tool["name"] == "Write" and tool["id"].startswith("toolu_")
     assert tool["input"] == {"file_path": "/w/hello.txt", "content": "hi"}
@@ -173,7 +175,7 @@ async def test_text_answer_with_signature_and_max_tokens(upstream, aiohttp_clien
     events = await read_events(await client.post("/v1/messages", json=claude_request(stream=True)))
     message = fold_events(d for _, d in events)
     assert message["content"] == [{"type": "text", "text": "Hello there, friend"},
-                                  {"type": "thinking", "thinking": "", "signature": SIG}]
+                                  {"type": "thinking", "thinking": "", "signature": TAGGED}]
     assert message["stop_reason"] == "max_tokens"
 
 
@@ -297,7 +299,7 @@ async def test_sdk_stream_helper(upstream, aiohttp_server):
     thinking, said, signed, tool = message.content
     assert isinstance(thinking, anthropic.types.ThinkingBlock) and thinking.thinking == "The user wants hello.txt."
     assert isinstance(said, anthropic.types.TextBlock) and said.text == "I will write it."
-    assert isinstance(signed, anthropic.types.ThinkingBlock) and signed.signature == SIG
+    assert isinstance(signed, anthropic.types.ThinkingBlock) and signed.signature == TAGGED
     assert isinstance(tool, anthropic.types.ToolUseBlock) and tool.input == {"file_path": "/w/hello.txt",
                                                                               "content": "hi"}
     assert message.stop_reason == "tool_use" and message.usage.cache_read_input_tokens == 1000

@@ -7,7 +7,6 @@ import ipaddress
 from pathlib import Path
 
 import typer
-from aiohttp import web
 from loguru import logger
 
 from lynkr import __version__
@@ -63,7 +62,9 @@ def _url_host(host: str) -> str:
 
 
 def serve(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT, then drain (lynkr.server.runner)."""
     from lynkr.server import create_app
+    from lynkr.server.runner import serve as run
 
     loop: asyncio.AbstractEventLoop
     try:
@@ -73,10 +74,11 @@ def serve(settings: Settings) -> None:
     except ImportError:
         loop = asyncio.new_event_loop()
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
-                    access_log=None, shutdown_timeout=10, loop=loop)
+        loop.run_until_complete(run(create_app(settings), settings.host, settings.port))
     except OSError as exc:
         typer.echo(f"lynkr: cannot listen on {settings.host}:{settings.port}: {exc.strerror} "
                    "(is another lynkr running? pick another --port)", err=True)
         raise typer.Exit(1) from None
+    finally:
+        loop.close()
     logger.info("lynkr stopped")

@@ -319,12 +319,15 @@ class ResponsesStream:
         return {**self.response, "output": list(self.done_items)}
 
     async def translate(self, events: AsyncIterable[dict[str, Any]]) -> AsyncGenerator[dict[str, Any], None]:
-        yield self._ev("response.created", response=self._snapshot())
-        yield self._ev("response.in_progress", response=self._snapshot())
         open_items: dict[int, _Item] = {}
         stop_reason: str | None = None
         usage: dict[str, Any] = {}
+        started = False
         async for ev in events:
+            if not started:  # only once the backend has accepted the request
+                started = True
+                yield self._ev("response.created", response=self._snapshot())
+                yield self._ev("response.in_progress", response=self._snapshot())
             kind = ev["type"]
             if kind == "message_start":
                 usage = dict(ev["message"].get("usage") or {})

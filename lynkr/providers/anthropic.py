@@ -94,6 +94,7 @@ class AnthropicProvider(Provider):
 
     name: ClassVar[str] = "anthropic"
     passes_claude_models: ClassVar[bool] = True
+    thinking_vendor: ClassVar[str | None] = "anthropic"
     url_prefix: ClassVar[str] = ""  # added to a base endpoint before /v1/messages
 
     def __init__(self, backend: BackendSettings, http: aiohttp.ClientSession, settings: Settings) -> None:

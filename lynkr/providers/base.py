@@ -95,11 +95,18 @@ class Provider(ABC):
     passes_claude_models: ClassVar[bool] = False
     # The model haiku-class requests go to when SMALL_FAST_MODEL is unset (None: the backend's model).
     small_fast_default: ClassVar[str | None] = None
+    # Whose thinking-block signatures this backend makes and accepts (lynkr.convert.signatures);
+    # None: it neither makes nor checks any.
+    thinking_vendor: ClassVar[str | None] = None
 
     def __init__(self, backend: BackendSettings, http: aiohttp.ClientSession, settings: Settings) -> None:
         self.backend = backend
         self.http = http
         self.settings = settings
+
+    def context_window(self, model: str) -> int | None:
+        """The context window ``model`` has here, when known; routing skips backends it would overflow."""
+        return None
 
     @property
     def default_model(self) -> str:

@@ -47,6 +47,7 @@ NAME = "bedrock"
 
 class BedrockProvider(Provider):
     name: ClassVar[str] = "bedrock"
+    thinking_vendor: ClassVar[str | None] = "anthropic"  # Claude's signatures hold across Anthropic's platforms
 
     def __init__(self, backend: BackendSettings, http: aiohttp.ClientSession, settings: Settings) -> None:
         super().__init__(backend, http, settings)

@@ -23,6 +23,7 @@ from lynkr.providers.http import post, read_json, sse_json
 class GeminiProvider(Provider):
     name: ClassVar[str] = "gemini"
     small_fast_default: ClassVar[str | None] = "gemini-2.5-flash-lite"
+    thinking_vendor: ClassVar[str | None] = "gemini"
 
     def __init__(self, backend: BackendSettings, http: aiohttp.ClientSession, settings: Settings) -> None:
         super().__init__(backend, http, settings)

@@ -47,6 +47,11 @@ def context_length(show: Any) -> int | None:
 class OllamaProvider(Provider):
     name: ClassVar[str] = "ollama"
 
+    def context_window(self, model: str) -> int | None:
+        """OLLAMA_NUM_CTX, when set: Ollama silently truncates a prompt longer than its context."""
+        num_ctx = self.backend.extra.get("ollama_num_ctx")
+        return num_ctx if isinstance(num_ctx, int) else None
+
     def __init__(self, backend: BackendSettings, http: aiohttp.ClientSession, settings: Settings) -> None:
         super().__init__(backend, http, settings)
         self.url = backend.endpoint.rstrip("/") + "/api/chat"

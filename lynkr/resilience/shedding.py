@@ -7,6 +7,7 @@ honours. Memory is read from /proc at most once a second.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass, field
@@ -65,10 +66,24 @@ class LoadShedder:
     _checked: float = 0.0
     _over_memory: bool = False
 
+    idle: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set while nothing is in flight
+
     def __post_init__(self) -> None:
         if self.memory_fraction > 1:  # accept 85 as well as 0.85
             self.memory_fraction /= 100
         self._limit = memory_limit_bytes() if self.memory_fraction else None
+        self.idle.set()
+
+    def enter(self) -> None:
+        """Admit one request (or raise Overloaded)."""
+        self.check()
+        self.active += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.active -= 1
+        if not self.active:
+            self.idle.set()
 
     def check(self) -> None:
         """Raise Overloaded when a new request must be refused."""

@@ -15,26 +15,30 @@ from lynkr.config import Settings
 from lynkr.dispatch import Dispatcher
 from lynkr.errors import ConfigError
 from lynkr.providers import Provider, build_provider, configured_backends
+from lynkr.resilience.shedding import LoadShedder
 from lynkr.server import middlewares
-from lynkr.server.keys import DISPATCHER, HTTP, RESPONSES, SETTINGS, STATE
+from lynkr.server.keys import DISPATCHER, HTTP, RESPONSES, SETTINGS, SHEDDER, STATE
 from lynkr.server.response_store import ResponseStore
-from lynkr.server.routes import anthropic, health, openai, openai_models
+from lynkr.server.routes import admin, anthropic, health, openai, openai_models
 
 
 def create_app(settings: Settings, *, providers: dict[str, Provider] | None = None) -> web.Application:
     """The gateway as an aiohttp app; ``providers`` replaces the configured backends (tests)."""
     app = web.Application(
-        middlewares=[middlewares.request_context],
+        middlewares=[middlewares.request_context, middlewares.admission],
         client_max_size=settings.request_json_limit,
     )
     app[SETTINGS] = settings
     app[STATE] = {"started": time.monotonic(), "draining": False}
+    app[SHEDDER] = LoadShedder(settings.load_shedding_active_requests_threshold,
+                               settings.load_shedding_memory_threshold)
     app[RESPONSES] = ResponseStore()
     app.cleanup_ctx.append(partial(_backends, providers=providers))
     app.on_response_prepare.append(middlewares.add_request_id)
     app.on_shutdown.append(_drain)
     anthropic.setup(app)
     health.setup(app)
+    admin.setup(app)
     openai_models.setup(app)
     openai.setup(app)
     return app

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from lynkr.config import Settings
 from lynkr.dispatch import Dispatcher
+from lynkr.resilience.shedding import LoadShedder
 from lynkr.server.response_store import ResponseStore
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -14,6 +15,7 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 STATE = web.AppKey("state", dict)
 RESPONSES = web.AppKey("responses", ResponseStore)
+SHEDDER = web.AppKey("shedder", LoadShedder)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 LOG_SUFFIX = web.RequestKey("log_suffix", str)

@@ -19,7 +19,8 @@ from lynkr.errors import (
     error_headers,
     openai_error_body,
 )
-from lynkr.server.keys import LOG_SUFFIX, REQUEST_ID
+from lynkr.resilience.shedding import ShuttingDown
+from lynkr.server.keys import LOG_SUFFIX, REQUEST_ID, SHEDDER, STATE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,6 +68,26 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     logger.info("{} {} {} {:.0f}ms [{}]{}", request.method, request.path, resp.status, ms, rid,
                 request.get(LOG_SUFFIX, ""))
     return resp
+
+
+MODEL_PATHS = ("/v1/messages", "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/chat/completions",
+               "/responses")
+
+
+@web.middleware
+async def admission(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Model requests only: refused while draining or overloaded, counted while in flight (the drain
+    waits for the count to reach zero). Health, metrics and admin paths always pass."""
+    if not request.path.startswith(MODEL_PATHS):
+        return await handler(request)
+    shedder = request.app[SHEDDER]
+    if request.app[STATE]["draining"]:
+        raise ShuttingDown("lynkr is shutting down; retry (another instance will answer)", retry_after=2)
+    shedder.enter()
+    try:
+        return await handler(request)
+    finally:
+        shedder.leave()
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:

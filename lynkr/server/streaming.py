@@ -15,7 +15,7 @@ from typing import TypeVar
 from aiohttp import web
 from loguru import logger
 
-from lynkr.errors import LynkrError
+from lynkr.errors import LynkrError, UpstreamTimeout
 from lynkr.server.keys import REQUEST_ID
 
 T = TypeVar("T")
@@ -38,6 +38,7 @@ async def stream_events(
     ping: bytes | None,
     ping_interval: float,
     headers: dict[str, str],
+    idle_timeout: float | None = None,
     tail: bytes = b"",
 ) -> web.StreamResponse:
     """Write ``first`` and then ``events`` as SSE; the caller has already awaited ``first``."""
@@ -49,7 +50,15 @@ async def stream_events(
     try:
         await resp.write(encode(first))
         last_write = loop.time()
-        async for ev in events:
+        while True:
+            try:
+                async with asyncio.timeout(idle_timeout):
+                    ev = await anext(events)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise UpstreamTimeout(f"the backend went silent for {idle_timeout:.0f} s mid-answer "
+                                      "(STREAM_IDLE_TIMEOUT_MS)") from None
             await resp.write(encode(ev))
             last_write = loop.time()
         if tail:

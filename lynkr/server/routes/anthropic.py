@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -43,14 +44,17 @@ def json_response(body: Any, headers: dict[str, str]) -> web.Response:
 async def messages(request: web.Request) -> web.StreamResponse:
     body = validate_messages_request(await read_json(request))
     dispatcher = request.app[DISPATCHER]
+    settings = request.app[SETTINGS]
     if body.get("stream") or request.query.get("stream") == "true":
-        opened = await dispatcher.open_stream(body)
+        opened = await dispatcher.open_stream(body, request.headers)
         request[LOG_SUFFIX] = f" {body['model']} -> {opened.route.describe()}"
-        return await stream_events(
-            request, opened.first, opened.rest, encode=_encode, encode_error=_encode_error,
-            ping=PING, ping_interval=request.app[SETTINGS].stream_ping_interval, headers=opened.route.headers(),
-        )
-    route, message = await dispatcher.create_message(body)
+        async with aclosing(opened.rest):
+            return await stream_events(
+                request, opened.first, opened.rest, encode=_encode, encode_error=_encode_error, ping=PING,
+                ping_interval=settings.stream_ping_interval, headers=opened.route.headers(),
+                idle_timeout=settings.stream_idle_timeout_ms / 1000,
+            )
+    route, message = await dispatcher.create_message(body, request.headers)
     request[LOG_SUFFIX] = f" {body['model']} -> {route.describe()}"
     return json_response(message, route.headers())
 

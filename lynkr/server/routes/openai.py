@@ -13,6 +13,7 @@ from aiohttp import web
 
 from lynkr.convert.chat_inbound import chat_request_to_hub, hub_message_to_chat, hub_stream_to_chat
 from lynkr.convert.responses import ResponsesStream, hub_message_to_response, new_id, responses_request_to_hub
+from lynkr.dispatch import Route
 from lynkr.errors import InvalidRequest, LynkrError, openai_error_body
 from lynkr.providers.base import ChatCompletionsBackend
 from lynkr.server.keys import DISPATCHER, LOG_SUFFIX, RESPONSES, SETTINGS
@@ -35,12 +36,6 @@ def _raw(chunk: bytes) -> bytes:
     return chunk
 
 
-async def _chain(first: Any, rest: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
-    yield first
-    async for item in rest:
-        yield item
-
-
 async def _object(request: web.Request) -> dict[str, Any]:
     body = await read_json(request)
     if not isinstance(body, dict):
@@ -50,40 +45,53 @@ async def _object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+async def _sse(chunks: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[bytes, None]:
+    async with aclosing(chunks):
+        async for chunk in chunks:
+            yield _data(chunk)
+    yield DONE
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await _object(request)
+    hub = chat_request_to_hub(body)  # validates the request, and is what routing reads
     dispatcher = request.app[DISPATCHER]
     settings = request.app[SETTINGS]
-    route = dispatcher.route(body)
-    request[LOG_SUFFIX] = f" {body['model']} -> {route.describe()}"
-    stream = bool(body.get("stream"))
-    if isinstance(route.provider, ChatCompletionsBackend):
-        if not isinstance(body.get("messages"), list) or not body["messages"]:
-            raise InvalidRequest("messages must be a non-empty array", field="messages")
-        if not stream:
-            return json_response(await route.provider.chat_completion(body, route.model), route.headers())
-        raw = await dispatcher.open_chat_passthrough(route, body)
-        async with aclosing(raw.rest):
-            return await stream_events(request, raw.first, raw.rest, encode=_raw, encode_error=_error_data,
-                                       ping=None, ping_interval=settings.stream_ping_interval, headers=route.headers())
-
-    hub = chat_request_to_hub(body)
-    if not stream:
-        route, message = await dispatcher.create_message(hub)
-        return json_response(hub_message_to_chat(message, model=body["model"]), route.headers())
-    opened = await dispatcher.open_stream(hub)
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+    if not body.get("stream"):
+        async def call(route: Route, prepared: dict[str, Any]) -> dict[str, Any]:
+            if isinstance(route.provider, ChatCompletionsBackend):
+                return await route.provider.chat_completion(body, route.model)
+            message = await route.provider.create_message(prepared, route.model)
+            return hub_message_to_chat(message, model=body["model"])
+
+        route, completion = await dispatcher.run(hub, request.headers, call)
+        request[LOG_SUFFIX] = f" {body['model']} -> {route.describe()}"
+        return json_response(completion, route.headers())
+
+    def opener(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[bytes, None]:
+        if isinstance(route.provider, ChatCompletionsBackend):  # same dialect: bytes pass through
+            return route.provider.chat_stream(body, route.model)
+        events = route.provider.stream_message(prepared, route.model)
+        return _sse(hub_stream_to_chat(events, model=body["model"], include_usage=include_usage))
+
+    opened = await dispatcher.open(hub, request.headers, opener)
+    request[LOG_SUFFIX] = f" {body['model']} -> {opened.route.describe()}"
     async with aclosing(opened.rest):
-        chunks = hub_stream_to_chat(_chain(opened.first, opened.rest), model=body["model"], include_usage=include_usage)
-        first = await anext(chunks)
-        return await stream_events(request, first, chunks, encode=_data, encode_error=_error_data, ping=PING,
-                                   ping_interval=settings.stream_ping_interval, headers=opened.route.headers(),
-                                   tail=DONE)
+        return await stream_events(request, opened.first, opened.rest, encode=_raw, encode_error=_error_data,
+                                   ping=None, ping_interval=settings.stream_ping_interval,
+                                   headers=opened.route.headers(), idle_timeout=settings.stream_idle_timeout_ms / 1000)
+
+
+def _frame(ev: dict[str, Any]) -> bytes:
+    return b"event: " + ev["type"].encode() + b"\n" + _data(ev)
 
 
 async def responses(request: web.Request) -> web.StreamResponse:
     body = await _object(request)
     store = request.app[RESPONSES]
+    settings = request.app[SETTINGS]
     history: list[dict[str, Any]] = []
     if body.get("previous_response_id"):
         found = store.get(body["previous_response_id"])
@@ -95,32 +103,34 @@ async def responses(request: web.Request) -> web.StreamResponse:
     new_input = [{"role": "user", "content": body["input"]}] if isinstance(body["input"], str) else body["input"]
     dispatcher = request.app[DISPATCHER]
     response_id = new_id("resp")
+
     if not body.get("stream"):
-        route, message = await dispatcher.create_message(hub)
+        route, message = await dispatcher.create_message(hub, request.headers)
         request[LOG_SUFFIX] = f" {body['model']} -> {route.describe()}"
         response = hub_message_to_response(message, body=body, tool_map=tool_map, response_id=response_id)
         store.put(response_id, history, new_input, response["output"])
         return json_response(response, route.headers())
 
-    opened = await dispatcher.open_stream(hub)
+    translators: list[ResponsesStream] = []
+
+    def opener(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        translators.append(ResponsesStream(body, tool_map, response_id=response_id))
+        return translators[-1].translate(route.provider.stream_message(prepared, route.model))
+
+    opened = await dispatcher.open(hub, request.headers, opener)
     request[LOG_SUFFIX] = f" {body['model']} -> {opened.route.describe()}"
-    translator = ResponsesStream(body, tool_map, response_id=response_id)
+    translator = translators[-1]
+
+    def encode(ev: dict[str, Any]) -> bytes:
+        if ev["type"] in ("response.completed", "response.incomplete"):
+            store.put(response_id, history, new_input, ev["response"]["output"])
+        return _frame(ev)
+
     async with aclosing(opened.rest):
-        events = translator.translate(_chain(opened.first, opened.rest))
-        first = await anext(events)
-
-        def encode(ev: dict[str, Any]) -> bytes:
-            if ev["type"] in ("response.completed", "response.incomplete"):
-                store.put(response_id, history, new_input, ev["response"]["output"])
-            return b"event: " + ev["type"].encode() + b"\n" + _data(ev)
-
-        def encode_error(err: LynkrError) -> bytes:
-            ev = translator.failed(err)
-            return b"event: " + ev["type"].encode() + b"\n" + _data(ev)
-
-        return await stream_events(request, first, events, encode=encode, encode_error=encode_error, ping=PING,
-                                   ping_interval=request.app[SETTINGS].stream_ping_interval,
-                                   headers=opened.route.headers())
+        return await stream_events(request, opened.first, opened.rest, encode=encode,
+                                   encode_error=lambda err: _frame(translator.failed(err)), ping=PING,
+                                   ping_interval=settings.stream_ping_interval, headers=opened.route.headers(),
+                                   idle_timeout=settings.stream_idle_timeout_ms / 1000)
 
 
 def setup(app: web.Application) -> None:

@@ -1,0 +1,56 @@
+"""Serving the app until a signal, then draining: the gateway's process lifecycle.
+
+First SIGTERM/SIGINT: ``/health/ready`` answers 503 at once, the listening socket closes (no new
+connections), new requests on open connections get a 503 in their dialect, and in-flight requests
+and streams run to completion for up to ``GRACEFUL_SHUTDOWN_TIMEOUT``; then resources close.
+A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+
+from aiohttp import web
+from loguru import logger
+
+from lynkr.server.keys import SETTINGS, SHEDDER, STATE
+
+
+async def serve(app: web.Application, host: str, port: int) -> None:
+    settings = app[SETTINGS]
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.graceful_shutdown_timeout / 1000)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            logger.warning("second {}: exiting now", signal.Signals(signum).name)
+            os._exit(1)
+        app[STATE]["draining"] = True
+        logger.info("{}: draining ({} in flight, up to {:.0f} s); signal again to force exit",
+                    signal.Signals(signum).name, app[SHEDDER].active, settings.graceful_shutdown_timeout / 1000)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await stop.wait()
+        await site.stop()  # no new connections
+        shedder = app[SHEDDER]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(settings.graceful_shutdown_timeout / 1000):
+                await shedder.idle.wait()
+        if shedder.active:
+            logger.warning("{} requests still running at the drain timeout; closing them", app[SHEDDER].active)
+    finally:
+        await runner.cleanup()
