@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     )
 
     # --- server ---
+    # where lynkr keeps its state (lynkr.db: telemetry, sessions, budgets, cache)
+    lynkr_data_dir: Path = Field(default_factory=lambda: Path.home() / ".lynkr")
     host: str = Field("127.0.0.1", alias="LYNKR_HOST")
     port: int = Field(8081, ge=1, le=65535)
     log_level: str = "info"
@@ -188,6 +190,11 @@ class Settings(BaseSettings):
     @classmethod
     def _size(cls, v: str | int) -> int:
         return parse_size(v)
+
+    @field_validator("lynkr_data_dir")
+    @classmethod
+    def _home(cls, v: Path) -> Path:
+        return v.expanduser()
 
     @field_validator("log_level")
     @classmethod

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ def make_settings(**values: Any) -> Settings:
     Retries are off unless asked for, so a test that scripts one upstream failure sees that failure;
     the resilience tests turn them on."""
     values.setdefault("api_retry_max_retries", 0)
+    values.setdefault("lynkr_data_dir", Path(tempfile.mkdtemp(prefix="lynkr-test-")))
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

@@ -17,9 +17,10 @@ from lynkr.errors import ConfigError
 from lynkr.providers import Provider, build_provider, configured_backends
 from lynkr.resilience.shedding import LoadShedder
 from lynkr.server import middlewares
-from lynkr.server.keys import DISPATCHER, HTTP, RESPONSES, SETTINGS, SHEDDER, STATE
+from lynkr.server.keys import DISPATCHER, HTTP, RESPONSES, SETTINGS, SHEDDER, STATE, STORE
 from lynkr.server.response_store import ResponseStore
 from lynkr.server.routes import admin, anthropic, health, openai, openai_models
+from lynkr.store import Database
 
 
 def create_app(settings: Settings, *, providers: dict[str, Provider] | None = None) -> web.Application:
@@ -33,6 +34,7 @@ def create_app(settings: Settings, *, providers: dict[str, Provider] | None = No
     app[SHEDDER] = LoadShedder(settings.load_shedding_active_requests_threshold,
                                settings.load_shedding_memory_threshold)
     app[RESPONSES] = ResponseStore()
+    app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(partial(_backends, providers=providers))
     app.on_response_prepare.append(middlewares.add_request_id)
     app.on_shutdown.append(_drain)
@@ -42,6 +44,13 @@ def create_app(settings: Settings, *, providers: dict[str, Provider] | None = No
     openai_models.setup(app)
     openai.setup(app)
     return app
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    """The state database (lynkr.db in LYNKR_DATA_DIR): opened once, flushed and closed on exit."""
+    app[STORE] = await Database(app[SETTINGS].lynkr_data_dir / "lynkr.db").open()
+    yield
+    await app[STORE].close()
 
 
 async def _backends(app: web.Application, *, providers: dict[str, Provider] | None) -> AsyncIterator[None]:

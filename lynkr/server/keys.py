@@ -9,6 +9,7 @@ from lynkr.config import Settings
 from lynkr.dispatch import Dispatcher
 from lynkr.resilience.shedding import LoadShedder
 from lynkr.server.response_store import ResponseStore
+from lynkr.store import Database
 
 SETTINGS = web.AppKey("settings", Settings)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
@@ -16,6 +17,7 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 STATE = web.AppKey("state", dict)
 RESPONSES = web.AppKey("responses", ResponseStore)
 SHEDDER = web.AppKey("shedder", LoadShedder)
+STORE = web.AppKey("store", Database)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 LOG_SUFFIX = web.RequestKey("log_suffix", str)

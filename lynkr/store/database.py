@@ -1,0 +1,162 @@
+"""lynkr's SQLite home for state (telemetry, sessions, budgets, caches): one file, WAL, one writer.
+
+* **One writer path.** Every write goes through one connection (aiosqlite runs it on its own
+  thread), so writers never contend; reads use a second connection (WAL lets them run alongside).
+* **Off the hot path.** ``enqueue`` queues a write and returns at once; queued writes are committed
+  together, in one transaction, within ``flush_interval`` seconds (or sooner when many pile up).
+  ``execute`` is for writes a caller must see committed before it answers (budgets, admin changes).
+* **Survives kill -9.** WAL with ``synchronous=NORMAL``: a committed transaction is on disk before
+  ``execute`` returns; a crash loses at most the writes still queued, never half a row.
+* **Migrations** per table family: each module registers an ordered list of statements once;
+  ``migrate`` applies the ones not yet recorded in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from loguru import logger
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+class Database:
+    def __init__(self, path: Path | str, *, flush_interval: float = 0.2, max_pending: int = 500) -> None:
+        self.path = Path(path)
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._pending: list[tuple[str, Params]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> Database:
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000", "foreign_keys=ON"):
+            await self._writer.execute(f"PRAGMA {pragma}")
+        await self._writer.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (family TEXT NOT NULL, version INTEGER NOT NULL, "
+            "applied_at REAL NOT NULL, PRIMARY KEY (family, version))")
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        self._reader.row_factory = aiosqlite.Row
+        self._flusher = asyncio.create_task(self._flush_loop(), name=f"sqlite-flush:{self.path.name}")
+        return self
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        await self.flush()
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    # --- schema ----------------------------------------------------------------------------------
+
+    async def migrate(self, family: str, statements: Iterable[str]) -> None:
+        """Apply ``statements`` (one SQL statement each; version = position, from 1) not yet applied."""
+        writer = self._need_writer()
+        async with self._lock:
+            rows = await writer.execute_fetchall(
+                "SELECT version FROM schema_migrations WHERE family = ?", (family,))
+            done = {r[0] for r in rows}
+            for version, sql in enumerate(statements, 1):
+                if version in done:
+                    continue
+                await writer.execute("BEGIN IMMEDIATE")
+                try:
+                    await writer.execute(sql)
+                    await writer.execute(
+                        "INSERT INTO schema_migrations (family, version, applied_at) VALUES (?, ?, ?)",
+                        (family, version, time.time()))
+                    await writer.execute("COMMIT")
+                except BaseException:
+                    await writer.execute("ROLLBACK")
+                    raise
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write now (after anything queued) and return its lastrowid."""
+        writer = self._need_writer()
+        async with self._lock:
+            await self._flush_locked()
+            cursor = await writer.execute(sql, params)
+            return cursor.lastrowid or 0
+
+    async def transaction(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Several writes, all or none."""
+        writer = self._need_writer()
+        async with self._lock:
+            await self._flush_locked()
+            await writer.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    await writer.execute(sql, params)
+                await writer.execute("COMMIT")
+            except BaseException:
+                await writer.execute("ROLLBACK")
+                raise
+
+    def enqueue(self, sql: str, params: Params = ()) -> None:
+        """Queue a write to be committed shortly, in a batch; never blocks the caller."""
+        self._pending.append((sql, params))
+        if len(self._pending) >= self.max_pending:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        if self._writer is None:
+            return
+        async with self._lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
+        if not self._pending or self._writer is None:
+            return
+        batch, self._pending = self._pending, []
+        await self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in batch:
+                await self._writer.execute(sql, params)
+            await self._writer.execute("COMMIT")
+        except Exception:
+            await self._writer.execute("ROLLBACK")
+            logger.opt(exception=True).error("dropped {} queued writes to {}", len(batch), self.path.name)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+        if self._reader is None:
+            raise RuntimeError("database is not open")
+        return list(await self._reader.execute_fetchall(sql, params))
+
+    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    def _need_writer(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("database is not open")
+        return self._writer

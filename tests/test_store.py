@@ -1,0 +1,57 @@
+"""The SQLite store: WAL, migrations once, queued writes committed in batches, reads alongside."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from lynkr.store import Database
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = await Database(tmp_path / "state.db", flush_interval=0.05).open()
+    yield database
+    await database.close()
+
+
+async def test_wal_and_migrations_apply_once(db, tmp_path):
+    stmts = ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)", "CREATE INDEX t_v ON t (v)"]
+    await db.migrate("things", stmts)
+    await db.migrate("things", stmts)  # idempotent
+    await db.migrate("things", [*stmts, "ALTER TABLE t ADD COLUMN w INTEGER"])
+    rows = await db.fetchall("SELECT family, version FROM schema_migrations ORDER BY version")
+    assert [tuple(r) for r in rows] == [("things", 1), ("things", 2), ("things", 3)]
+    mode = sqlite3.connect(tmp_path / "state.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+async def test_queued_writes_commit_in_a_batch_and_execute_sees_them(db):
+    await db.migrate("t", ["CREATE TABLE t (v INTEGER)"])
+    for i in range(100):
+        db.enqueue("INSERT INTO t (v) VALUES (?)", (i,))
+    rowid = await db.execute("INSERT INTO t (v) VALUES (?)", (999,))  # runs after the queue
+    assert rowid == 101
+    assert (await db.fetchone("SELECT count(*), max(v) FROM t"))[0:2] == (101, 999)
+
+
+async def test_failed_migration_rolls_back(db):
+    with pytest.raises(sqlite3.OperationalError):
+        await db.migrate("bad", ["CREATE TABLE ok (x)", "CREATE TABLE broken ("])
+    assert [tuple(r) for r in await db.fetchall("SELECT version FROM schema_migrations WHERE family='bad'")] == [(1,)]
+
+
+async def test_transaction_is_all_or_nothing(db):
+    await db.migrate("u", ["CREATE TABLE u (k TEXT PRIMARY KEY)"])
+    with pytest.raises(sqlite3.IntegrityError):
+        await db.transaction([("INSERT INTO u VALUES (?)", ("a",)), ("INSERT INTO u VALUES (?)", ("a",))])
+    assert (await db.fetchone("SELECT count(*) FROM u"))[0] == 0
+
+
+async def test_close_flushes_the_queue(tmp_path):
+    database = await Database(tmp_path / "q.db", flush_interval=60).open()
+    await database.migrate("q", ["CREATE TABLE q (v)"])
+    database.enqueue("INSERT INTO q VALUES (1)")
+    await database.close()
+    assert sqlite3.connect(tmp_path / "q.db").execute("SELECT count(*) FROM q").fetchone()[0] == 1
