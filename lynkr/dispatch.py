@@ -31,6 +31,7 @@ from lynkr.errors import (
     UpstreamOverloaded,
     UpstreamTimeout,
 )
+from lynkr.observability.record import current_record, tap_usage
 from lynkr.providers import Provider, embeddings_provider
 from lynkr.resilience.breaker import CircuitBreaker
 from lynkr.resilience.retry import RetryPolicy, counts_against_backend, retryable
@@ -175,6 +176,8 @@ class Dispatcher:
                              ) -> tuple[Route, dict[str, Any]]:
         async def call(route: Route, prepared: dict[str, Any]) -> dict[str, Any]:
             message = await route.provider.create_message(prepared, route.model)
+            if (record := current_record.get()) is not None:
+                record.add_usage(message.get("usage"))
             return tag_message(message, route.provider.thinking_vendor)
 
         return await self.run(req, headers, call)
@@ -182,6 +185,8 @@ class Dispatcher:
     async def open_stream(self, req: dict[str, Any], headers: Mapping[str, str] | None = None) -> OpenStream:
         def opener(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[Event, None]:
             events = route.provider.stream_message(prepared, route.model)
+            if (record := current_record.get()) is not None:
+                events = tap_usage(events, record)
             vendor = route.provider.thinking_vendor
             return tag_events(events, vendor) if vendor and vendor != "anthropic" else events
 
@@ -190,6 +195,7 @@ class Dispatcher:
     async def _attempt(self, plan: Plan, req: dict[str, Any],
                        call: Callable[[Route, dict[str, Any]], Awaitable[R]]) -> tuple[Route, R]:
         errors: list[str] = list(plan.skipped)
+        record = current_record.get()
         last: UpstreamError | None = None
         retry_after: float | None = None
         for n, route in enumerate(plan.routes):
@@ -216,8 +222,15 @@ class Dispatcher:
                     err = exc
                 else:
                     breaker.record_success()
+                    if record is not None:
+                        record.provider, record.model, record.tier = name, route.model, route.tier
+                        record.reason = route.reason
+                        record.score = plan.decision.score.value if plan.decision.score else None
+                        record.fallback = n > 0 and bool(errors)
                     return route, result
                 self.counters.failures[name] = self.counters.failures.get(name, 0) + 1
+                if record is not None:
+                    record.attempts.append(f"{name}: {type(err).__name__}")
                 if counts_against_backend(err):
                     breaker.record_failure()
                 attempt += 1
@@ -225,6 +238,8 @@ class Dispatcher:
                 if delay is None or breaker.state == "open":
                     break
                 self.counters.retries += 1
+                if record is not None:
+                    record.retries += 1
                 await self._sleep(delay)
             last = err
             errors.append(f"{name}: {err.message}"[:300])

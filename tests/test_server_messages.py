@@ -330,3 +330,23 @@ def test_proxy_from_environment_honours_no_proxy(monkeypatch):
         assert http.proxy_for("http://127.0.0.1:11434/api/chat") is None
     finally:
         http._proxy.cache_clear()
+
+
+async def test_observers_get_a_record_of_each_request(openai_upstream, aiohttp_client):
+    from lynkr.server.keys import OBSERVERS
+
+    app = create_app(openai_settings(openai_upstream))
+    seen: list = []
+    app[OBSERVERS].append(seen.append)
+    client = await aiohttp_client(app)
+    openai_upstream.script.enqueue(Answer(text="hi", prompt_tokens=50, completion_tokens=5, cached_tokens=20),
+                                   Answer(text="yo", prompt_tokens=9, completion_tokens=2))
+    await client.post("/v1/messages", json=claude_request(stream=True), headers={"X-Request-ID": "r-1"})
+    await client.post("/v1/messages", json=claude_request())
+    await client.post("/v1/messages", json={"model": "x"})
+    streamed, plain, bad = seen
+    assert (streamed.request_id, streamed.stream, streamed.provider, streamed.model) == ("r-1", True, "openai", "gpt-4o")
+    assert (streamed.input_tokens, streamed.output_tokens, streamed.cache_read_tokens) == (30, 5, 20)
+    assert streamed.ttft is not None and streamed.duration is not None and streamed.ttft <= streamed.duration
+    assert (plain.stream, plain.input_tokens, plain.output_tokens, plain.status) == (False, 9, 2, 200)
+    assert (bad.status, bad.error_type, bad.provider) == (400, "invalid_request_error", None)

@@ -17,7 +17,7 @@ from lynkr.errors import ConfigError
 from lynkr.providers import Provider, build_provider, configured_backends
 from lynkr.resilience.shedding import LoadShedder
 from lynkr.server import middlewares
-from lynkr.server.keys import DISPATCHER, HTTP, RESPONSES, SETTINGS, SHEDDER, STATE, STORE
+from lynkr.server.keys import DISPATCHER, HTTP, OBSERVERS, RESPONSES, SETTINGS, SHEDDER, STATE, STORE
 from lynkr.server.response_store import ResponseStore
 from lynkr.server.routes import admin, anthropic, health, openai, openai_models
 from lynkr.store import Database
@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, providers: dict[str, Provider] | None = No
     app[SHEDDER] = LoadShedder(settings.load_shedding_active_requests_threshold,
                                settings.load_shedding_memory_threshold)
     app[RESPONSES] = ResponseStore()
+    app[OBSERVERS] = []
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(partial(_backends, providers=providers))
     app.on_response_prepare.append(middlewares.add_request_id)

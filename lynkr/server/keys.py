@@ -18,6 +18,7 @@ STATE = web.AppKey("state", dict)
 RESPONSES = web.AppKey("responses", ResponseStore)
 SHEDDER = web.AppKey("shedder", LoadShedder)
 STORE = web.AppKey("store", Database)
+OBSERVERS = web.AppKey("observers", list)  # list[lynkr.observability.record.Observer]
 
 REQUEST_ID = web.RequestKey("request_id", str)
 LOG_SUFFIX = web.RequestKey("log_suffix", str)

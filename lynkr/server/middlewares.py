@@ -19,8 +19,9 @@ from lynkr.errors import (
     error_headers,
     openai_error_body,
 )
+from lynkr.observability.record import RequestRecord, current_record, notify
 from lynkr.resilience.shedding import ShuttingDown
-from lynkr.server.keys import LOG_SUFFIX, REQUEST_ID, SHEDDER, STATE
+from lynkr.server.keys import LOG_SUFFIX, OBSERVERS, REQUEST_ID, SHEDDER, STATE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -49,24 +50,35 @@ def _from_http_exception(exc: web.HTTPException) -> LynkrError:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Accept or mint X-Request-ID; render every failure in the caller's API shape; log one line."""
+    """Accept or mint X-Request-ID; render every failure in the caller's API shape; record the request
+    (lynkr.observability.record) and hand the record to the observers; log one line."""
     rid = request.headers.get("X-Request-ID") or "req_" + secrets.token_hex(12)
     request[REQUEST_ID] = rid
-    started = time.perf_counter()
+    record = RequestRecord(rid, request.method, request.path, dialect(request.path))
+    token = current_record.set(record)
     try:
-        resp = await handler(request)
-    except LynkrError as err:
-        resp = render_error(request, err)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        resp = render_error(request, _from_http_exception(exc))
-    except Exception:
-        logger.opt(exception=True).error("unhandled error on {} {} [{}]", request.method, request.path, rid)
-        resp = render_error(request, LynkrError(f"internal error in lynkr; see its log for request {rid}"))
-    ms = (time.perf_counter() - started) * 1000
-    logger.info("{} {} {} {:.0f}ms [{}]{}", request.method, request.path, resp.status, ms, rid,
-                request.get(LOG_SUFFIX, ""))
+        try:
+            resp = await handler(request)
+        except LynkrError as err:
+            record.error_type = err.anthropic_type
+            resp = render_error(request, err)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            http_err = _from_http_exception(exc)
+            record.error_type = http_err.anthropic_type
+            resp = render_error(request, http_err)
+        except Exception:
+            logger.opt(exception=True).error("unhandled error on {} {} [{}]", request.method, request.path, rid)
+            record.error_type = "api_error"
+            resp = render_error(request, LynkrError(f"internal error in lynkr; see its log for request {rid}"))
+    finally:
+        current_record.reset(token)
+    record.status = resp.status
+    record.finished = time.perf_counter()
+    logger.info("{} {} {} {:.0f}ms [{}]{}", request.method, request.path, resp.status,
+                (record.finished - record.started) * 1000, rid, request.get(LOG_SUFFIX, ""))
+    notify(request.app[OBSERVERS], record)
     return resp
 
 

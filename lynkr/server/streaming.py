@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, Callable
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ from aiohttp import web
 from loguru import logger
 
 from lynkr.errors import LynkrError, UpstreamTimeout
+from lynkr.observability.record import current_record
 from lynkr.server.keys import REQUEST_ID
 
 T = TypeVar("T")
@@ -47,9 +49,13 @@ async def stream_events(
     loop = asyncio.get_running_loop()
     last_write = loop.time()
     pinger = asyncio.create_task(_pings(resp, ping, ping_interval, lambda: last_write)) if ping else None
+    record = current_record.get()
     try:
         await resp.write(encode(first))
         last_write = loop.time()
+        if record is not None:
+            record.stream = True
+            record.first_byte = time.perf_counter()
         while True:
             try:
                 async with asyncio.timeout(idle_timeout):

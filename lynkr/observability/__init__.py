@@ -1,0 +1,1 @@
+"""What lynkr did with each request, for metrics, telemetry, logs and budgets."""
