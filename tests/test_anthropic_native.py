@@ -449,3 +449,17 @@ async def test_zai_chat_completions_endpoint_uses_the_openai_dialect(openai_upst
     await client.post("/v1/messages", json=claude_request(model="claude-haiku-4-5"))
     assert [r["model"] for r in openai_upstream.script.requests] == ["GLM-4.7", "glm-4.5-air"]
     assert openai_upstream.script.headers[0]["Authorization"] == f"Bearer {SECRET}"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_client_anthropic_beta_reaches_native_backends(upstream, aiohttp_client, stream):
+    client = await lynkr(aiohttp_client, native_settings("anthropic", upstream))
+    upstream.script.enqueue(ANSWER, ANSWER)
+    betas = "claude-code-20250219,context-management-2025-06-27,mid-conversation-system-2026-04-07"
+    resp = await client.post("/v1/messages?beta=true", json=claude_request(stream=stream),
+                             headers={"anthropic-beta": betas, "anthropic-version": "2023-06-01"})
+    assert resp.status == 200, await resp.text()
+    await client.post("/v1/messages", json=claude_request(stream=stream))  # no beta: none forwarded
+    first, second = upstream.script.headers
+    assert first["anthropic-beta"] == betas
+    assert "anthropic-beta" not in {k.lower() for k in second}

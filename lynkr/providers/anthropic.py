@@ -27,7 +27,7 @@ from lynkr.errors import (
     UpstreamServerError,
     UpstreamTimeout,
 )
-from lynkr.providers.base import BackendSettings, Event, ModelInfo, Provider
+from lynkr.providers.base import BackendSettings, Event, ModelInfo, Provider, client_hints
 from lynkr.providers.http import post, read_json, sse_json
 from lynkr.providers.openai_compat import OpenAICompatProvider
 
@@ -123,10 +123,14 @@ class AnthropicProvider(Provider):
             out.pop("stream", None)
         return out
 
+    def request_headers(self) -> dict[str, str]:
+        beta = client_hints.get().anthropic_beta
+        return {**self.headers, "anthropic-beta": beta} if beta else self.headers
+
     async def create_message(self, req: dict[str, Any], model: str) -> dict[str, Any]:
         name = self.backend.name
         async with post(self.http, self.url, self.body(req, model, stream=False), provider=name,
-                        headers=self.headers, timeout=self.timeout) as resp:
+                        headers=self.request_headers(), timeout=self.timeout) as resp:
             data = await read_json(resp, name)
         if isinstance(data, dict) and data.get("type") == "error":
             raise upstream_error(data, name)
@@ -138,7 +142,7 @@ class AnthropicProvider(Provider):
     async def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
         name = self.backend.name
         async with post(self.http, self.url, self.body(req, model, stream=True), provider=name,
-                        headers=self.headers, timeout=self.timeout) as resp:
+                        headers=self.request_headers(), timeout=self.timeout) as resp:
             async for ev in passthrough_events(sse_json(resp, name), model=req["model"], provider=name):
                 yield ev
 

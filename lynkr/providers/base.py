@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -133,6 +134,19 @@ class Provider(ABC):
         """An OpenAI embeddings response for a validated OpenAI embeddings request (``lynkr.wire.embeddings``),
         with ``model`` already mapped. Only called when ``embeddings_model`` is not None."""
         raise NotImplementedError(f"{self.backend.name} cannot create embeddings")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHints:
+    """What the client said in headers that a same-dialect backend must hear too (the request body
+    carries everything else). Set per request by the route handler; read by the Anthropic-native
+    providers only: Claude Code's ``context_management``, mid-conversation system turns and effort
+    are beta features that an Anthropic backend rejects without their ``anthropic-beta`` names."""
+
+    anthropic_beta: str | None = None
+
+
+client_hints: ContextVar[ClientHints] = ContextVar("lynkr_client_hints", default=ClientHints())
 
 
 @runtime_checkable

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from lynkr.errors import InvalidRequest, LynkrError, anthropic_error_body
+from lynkr.providers.base import ClientHints, client_hints
 from lynkr.server.keys import DISPATCHER, LOG_SUFFIX, SETTINGS
 from lynkr.server.streaming import stream_events
 from lynkr.sse import encode_sse
@@ -43,6 +44,8 @@ def json_response(body: Any, headers: dict[str, str]) -> web.Response:
 
 async def messages(request: web.Request) -> web.StreamResponse:
     body = validate_messages_request(await read_json(request))
+    if beta := request.headers.get("anthropic-beta"):
+        client_hints.set(ClientHints(anthropic_beta=beta))
     dispatcher = request.app[DISPATCHER]
     settings = request.app[SETTINGS]
     if body.get("stream") or request.query.get("stream") == "true":
