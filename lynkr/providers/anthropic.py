@@ -27,7 +27,7 @@ from lynkr.errors import (
     UpstreamServerError,
     UpstreamTimeout,
 )
-from lynkr.providers.base import BackendSettings, Event, ModelInfo, Provider, client_hints
+from lynkr.providers.base import NO_HINTS, BackendSettings, Event, ModelInfo, Provider, client_hints
 from lynkr.providers.http import post, read_json, sse_json
 from lynkr.providers.openai_compat import OpenAICompatProvider
 
@@ -124,7 +124,7 @@ class AnthropicProvider(Provider):
         return out
 
     def request_headers(self) -> dict[str, str]:
-        beta = client_hints.get().anthropic_beta
+        beta = (client_hints.get() or NO_HINTS).anthropic_beta
         return {**self.headers, "anthropic-beta": beta} if beta else self.headers
 
     async def create_message(self, req: dict[str, Any], model: str) -> dict[str, Any]:

@@ -146,7 +146,8 @@ class ClientHints:
     anthropic_beta: str | None = None
 
 
-client_hints: ContextVar[ClientHints] = ContextVar("lynkr_client_hints", default=ClientHints())
+NO_HINTS = ClientHints()
+client_hints: ContextVar[ClientHints | None] = ContextVar("lynkr_client_hints", default=None)
 
 
 @runtime_checkable
