@@ -80,9 +80,18 @@ def fake_models(state: openai_models.ModelsState | None = None) -> Iterator[tupl
 
 
 def kill_pidfile(pidfile: Path) -> None:
+    """Stop a background server a command under test started (it wrote its pid), and reap what the CLI
+    started detached in this process (lynkr.cli.ollama.DETACHED), so no zombie or warning outlives the test."""
     import contextlib
     import signal
+    import subprocess
+
+    from lynkr.cli.ollama import DETACHED
 
     if pidfile.is_file():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+    for proc in list(DETACHED):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+            DETACHED.remove(proc)

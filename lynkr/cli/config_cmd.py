@@ -32,7 +32,7 @@ def effective(env_file: Path | None, environ: Mapping[str, str]) -> list[dict[st
         shown = mask(value.get_secret_value()) if secret else value
         source = "environment" if environ.get(var) else (str(path) if file_values.get(var) else "default")
         rows.append({"variable": var, "value": shown, "source": source, "secret": secret})
-    for var in TIER_VARIABLES:  # read by tier routing; not a Settings field yet
+    for var in (v for v in TIER_VARIABLES if v not in setting_names()):  # before Settings had them
         value = environ.get(var) or file_values.get(var)
         if value:
             rows.append({"variable": var, "value": value, "source": "environment" if environ.get(var) else str(path),

@@ -18,7 +18,8 @@ from pydantic import AliasChoices, SecretStr
 
 from lynkr.config import Settings
 
-# Written by ``lynkr setup``; tier routing (issue 4) will read them. Known, so doctor does not flag them.
+# Written by ``lynkr setup``, read by tier routing (Settings.tier_*); listed here too so the CLI knows them
+# whatever the Settings version.
 TIER_VARIABLES = ("TIER_SIMPLE", "TIER_MEDIUM", "TIER_COMPLEX", "TIER_REASONING")
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")

@@ -104,8 +104,8 @@ COMMENTS = {
     "PORT": "Port Claude Code / Codex / Cursor connect to.",
 }
 TIER_COMMENT = """Tier routing: which provider:model serves each kind of request (simple side calls,
-ordinary edits, hard multi-file work, deep reasoning). Written by lynkr setup for the tier router;
-until it is enabled every request goes to MODEL_PROVIDER."""
+ordinary edits, hard multi-file work, deep reasoning); each request is scored and sent to its tier.
+An unset tier uses MODEL_PROVIDER's model."""
 HEADER = """# lynkr settings, written by `lynkr setup`. .env.example documents every variable;
 # `lynkr config show` prints the effective values and `lynkr doctor` checks them."""
 
