@@ -186,6 +186,19 @@ class Settings(BaseSettings):
     connect_timeout_ms: int = Field(10_000, gt=0)
     stream_idle_timeout_ms: int = Field(120_000, gt=0)
 
+    # --- observability (lynkr.observability) ---
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per log line
+    # routing telemetry: one row per model request in lynkr.db (GET /v1/routing/stats, the dashboard)
+    telemetry_enabled: bool = True
+    telemetry_retention_days: int = Field(30, ge=0)  # rows older than this are pruned; 0 keeps them all
+    model_prices_file: Path | None = None  # JSON price table laid over the packaged one (lynkr/observability)
+    health_check_timeout_ms: int = Field(3_000, gt=0)  # per backend, for GET /health/ready?deep=true
+    # OpenTelemetry traces over OTLP/HTTP (pip install 'lynkr[otel]'): the collector's base URL, e.g.
+    # http://localhost:4318, and its headers as key=value,key2=value2
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_headers: SecretStr | None = None
+    otel_service_name: str = "lynkr"
+
     @field_validator("request_json_limit", mode="before")
     @classmethod
     def _size(cls, v: str | int) -> int:

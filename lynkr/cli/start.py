@@ -31,7 +31,7 @@ def start(
     except ConfigError as exc:
         typer.echo(f"lynkr: {exc}", err=True)
         raise typer.Exit(2) from None
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
     banner(settings)
     serve(settings)
 

@@ -47,6 +47,9 @@ class RequestRecord:
     client_key: str | None = None  # which inbound key was used (set by auth; never the key itself)
     session_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # estimated dollars (lynkr.observability.prices); None: unknown price or no backend answered. Set when the
+    # request ends, by the cost observer, which runs before every other observer
+    cost_usd: float | None = None
 
     @property
     def duration(self) -> float | None:

@@ -20,6 +20,8 @@ from lynkr.server import middlewares
 from lynkr.server.keys import DISPATCHER, HTTP, OBSERVERS, RESPONSES, SETTINGS, SHEDDER, STATE, STORE
 from lynkr.server.response_store import ResponseStore
 from lynkr.server.routes import admin, anthropic, health, openai, openai_models
+from lynkr.server.routes import dashboard as dashboard_routes
+from lynkr.server.routes import metrics as metrics_routes
 from lynkr.store import Database
 
 
@@ -44,6 +46,8 @@ def create_app(settings: Settings, *, providers: dict[str, Provider] | None = No
     admin.setup(app)
     openai_models.setup(app)
     openai.setup(app)
+    metrics_routes.setup(app)  # metrics, telemetry, cost, traces: observers of every request
+    dashboard_routes.setup(app)
     return app
 
 

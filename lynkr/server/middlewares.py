@@ -76,7 +76,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         current_record.reset(token)
     record.status = resp.status
     record.finished = time.perf_counter()
-    logger.info("{} {} {} {:.0f}ms [{}]{}", request.method, request.path, resp.status,
+    logger.bind(request_id=rid).info("{} {} {} {:.0f}ms [{}]{}", request.method, request.path, resp.status,
                 (record.finished - record.started) * 1000, rid, request.get(LOG_SUFFIX, ""))
     notify(request.app[OBSERVERS], record)
     return resp
