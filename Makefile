@@ -1,8 +1,10 @@
-.PHONY: test lint bench
+.PHONY: test lint bench bench-quick
 test:
 	bash .ci/run
 lint:
 	.venv/bin/ruff check lynkr tests benchmarks
 	.venv/bin/ruff format --check lynkr || true
 bench:
-	.venv/bin/python -m benchmarks.overhead
+	.venv/bin/python -m benchmarks.run $(ARGS)
+bench-quick:
+	.venv/bin/python -m benchmarks.run --quick $(ARGS)

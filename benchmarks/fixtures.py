@@ -301,21 +301,25 @@ _TOOLS: dict[str, tuple[str, int, dict[str, Any]]] = {
 }
 
 
-def tools(rng: random.Random) -> list[dict[str, Any]]:
+def tools(rng: random.Random, scale: float = 1.0, count: int | None = None) -> list[dict[str, Any]]:
+    """Claude Code's tools (the first ``count``), their guidance text ``scale`` times its usual length."""
     out = []
-    for name, (first, extra, schema) in _TOOLS.items():
-        description = f"{first}\n\nUsage:\n{_prose(rng, extra, bullets=True)}"
+    for name, (first, extra, schema) in list(_TOOLS.items())[:count]:
+        description = f"{first}\n\nUsage:\n{_prose(rng, int(extra * scale), bullets=True)}"
         out.append({"name": name, "description": description, "input_schema": schema})
     return out
 
 
-def _system(rng: random.Random) -> list[dict[str, Any]]:
+def _system(rng: random.Random, scale: float = 1.0) -> list[dict[str, Any]]:
+    def prose(chars: int, bullets: bool = False) -> str:
+        return _prose(rng, int(chars * scale), bullets=bullets)
+
     main = ("You are an interactive agent that helps users with software engineering tasks. Use the "
             "instructions below and the tools available to you to assist the user.\n\n"
             "IMPORTANT: Assist with authorized security testing, defensive security, CTF challenges, and "
-            "educational contexts.\n\n# Tone and style\n" + _prose(rng, 1400) + "\n\n# Doing tasks\n"
-            + _prose(rng, 2000, bullets=True) + "\n\n# Tool usage policy\n" + _prose(rng, 1700, bullets=True)
-            + "\n\n# Code references\n" + _prose(rng, 500))
+            "educational contexts.\n\n# Tone and style\n" + prose(1400) + "\n\n# Doing tasks\n"
+            + prose(2000, True) + "\n\n# Tool usage policy\n" + prose(1700, True)
+            + "\n\n# Code references\n" + prose(500))
     return [
         {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.197.38b; cc_entrypoint=sdk-cli;"},
         {"type": "text", "text": "You are a Claude agent, built on Anthropic's Claude Agent SDK.",
@@ -341,11 +345,13 @@ def _numbered(text: str) -> str:
     return "\n".join(f"{i:>6}\t{line}" for i, line in enumerate(text.splitlines(), 1))
 
 
-def _large(rng: random.Random) -> dict[str, Any]:
+def _large(rng: random.Random, scale: float = 1.0, n_tools: int | None = None, turns: int = 0) -> dict[str, Any]:
+    """The Claude Code request; ``scale`` shrinks its guidance prose, ``n_tools`` keeps the first tools,
+    ``turns`` adds that many earlier tool-use rounds (read a file, run a command) to the conversation."""
     reminder = ("<system-reminder>\nAs you answer the user's questions, you can use the following context:\n"
                 "# claudeMd\nCodebase and user instructions are shown below. Be sure to adhere to these "
                 "instructions.\n\nContents of /home/dev/shop/CLAUDE.md (project instructions):\n\n"
-                + _prose(rng, 900, bullets=True) + "\n# currentDate\nToday's date is 2026-05-14.\n\n"
+                + _prose(rng, int(900 * scale), bullets=True) + "\n# currentDate\nToday's date is 2026-05-14.\n\n"
                 "IMPORTANT: this context may or may not be relevant to your tasks.\n</system-reminder>\n")
     prompt = ("The order total is off by a cent for some discounts. Find the bug in shop/orders.py, fix it, "
               "and add a regression test next to the existing ones.")
@@ -357,6 +363,7 @@ def _large(rng: random.Random) -> dict[str, Any]:
             {"type": "text", "text": prompt, "cache_control": {"type": "ephemeral"}},
         ]},
         {"role": "system", "content": _mid_conversation_system(rng)},
+        *_history(rng, turns),
         {"role": "assistant", "content": [
             {"type": "thinking", "thinking": "The rounding happens twice: once in apply_discount and once in "
              "total(). I should read the module first.", "signature": "Eu0BCkYIBRgCKkD" + "x" * 320},
@@ -372,8 +379,8 @@ def _large(rng: random.Random) -> dict[str, Any]:
     return {
         "model": CLAUDE_MODEL,
         "messages": messages,
-        "system": _system(rng),
-        "tools": tools(rng),
+        "system": _system(rng, scale),
+        "tools": tools(rng, scale, n_tools),
         "metadata": {"user_id": json.dumps({"device_id": f"{rng.getrandbits(256):064x}", "account_uuid": "",
                                             "session_id": "5f0c2b1e-8a41-4c1e-9d5e-2b7f3c9a6e10"})},
         "max_tokens": 64000,
@@ -382,6 +389,59 @@ def _large(rng: random.Random) -> dict[str, Any]:
         "output_config": {"effort": "high"},
         "stream": True,
     }
+
+
+def _tool_id(rng: random.Random) -> str:
+    return "toolu_01" + "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789")
+                                for _ in range(22))
+
+
+def _history(rng: random.Random, turns: int) -> list[dict[str, Any]]:
+    """Earlier rounds of a long session: the assistant reads a file or runs a command, the result comes back."""
+    out: list[dict[str, Any]] = []
+    for i in range(turns):
+        tid = _tool_id(rng)
+        if i % 2:
+            call = {"type": "tool_use", "id": tid, "name": "Bash",
+                    "input": {"command": f"python -m pytest tests/test_orders.py -k case_{i} -q",
+                              "description": "Run the order tests"}}
+            result: str = _prose(rng, 1200) + f"\n{i % 7 + 3} passed in 0.{i % 9 + 1}4s"
+        else:
+            call = {"type": "tool_use", "id": tid, "name": "Read",
+                    "input": {"file_path": f"/home/dev/shop/shop/orders_{i}.py"}}
+            result = _numbered(_CODE)
+        out.append({"role": "assistant", "content": [
+            {"type": "text", "text": rng.choice(_SENTENCES)}, call]})
+        out.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": tid, "content": result}]})
+    return out
+
+
+def claude_code_request_sized(target_bytes: int, seed: int = 7) -> dict[str, Any]:
+    """A Claude Code request (same shape as ``large``) of about ``target_bytes`` of compact JSON:
+    shorter guidance text (and, below ~25 kB, fewer tools) to shrink it, earlier tool-use rounds to grow it."""
+    def build(scale: float, n_tools: int | None = None, turns: int = 0) -> dict[str, Any]:
+        return _large(random.Random(seed), scale, n_tools, turns)
+
+    def size(req: dict[str, Any]) -> int:
+        return len(json.dumps(req, ensure_ascii=False, separators=(",", ":")).encode())
+
+    req = build(1.0)
+    if size(req) <= target_bytes:
+        turns = 0
+        while size(req) < target_bytes and turns < 2000:
+            turns += 1
+            req = build(1.0, turns=turns)
+        return req
+    if size(build(0.0)) <= target_bytes:
+        lo, hi = 0.0, 1.0
+        for _ in range(20):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if size(build(mid)) <= target_bytes else (lo, mid)
+        return build(lo)
+    n = len(_TOOLS)
+    while n > 1 and size(build(0.0, n)) > target_bytes:
+        n -= 1
+    return build(0.0, n)
 
 
 def _small(rng: random.Random) -> dict[str, Any]:

@@ -90,6 +90,26 @@ class Proc:
         fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; fields[0] is field 3 (state)
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def cpu_ns(self) -> int | None:
+        """CPU time of the live threads in nanoseconds: the sum of ``/proc/<pid>/task/*/schedstat``'s first
+        field (the scheduler's ``sum_exec_runtime``, of which utime + stime are the tick-rounded split).
+        None where schedstat is missing. Threads that exit take their time with them: compare with
+        ``cpu_seconds`` over the same interval (``benchmarks.run`` does) before trusting it."""
+        total = 0
+        try:
+            tasks = os.listdir(f"/proc/{self.pid}/task")
+        except OSError:
+            return None
+        for tid in tasks:
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/schedstat", "rb") as f:
+                    total += int(f.read().split()[0])
+            except FileNotFoundError:
+                continue  # the thread exited between listdir and open
+            except (OSError, ValueError, IndexError):
+                return None
+        return total
+
     def rss_bytes(self) -> int:
         """VmRSS from /proc/<pid>/status."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

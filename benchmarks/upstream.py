@@ -9,6 +9,11 @@ aiohttp's own work plus one ``orjson.loads``.
 ``GET /stats`` reports the request count and the size of the last body received (the benchmark uses
 it to check that the proxied and the direct calls send the upstream the same amount of data).
 
+``POST /control`` with ``{"chunks": N, "delay_ms": D}`` changes the answer for the requests that
+follow: N SSE frames (role chunk, N-4 text deltas, finish chunk, usage chunk, ``[DONE]``; N >= 5)
+with D milliseconds of sleep between two frames (the pace of a model generating tokens). The
+suite (``benchmarks.run``) sets it before each phase; the default is 20 frames with no delay.
+
 Run: ``python -m benchmarks.upstream --port 0``; prints ``READY <port>`` on stdout once listening.
 """
 
@@ -30,8 +35,9 @@ WORDS = ("I", " found", " it:", " `total()`", " rounds", " after", " the", " dis
 assert len(WORDS) == TEXT_DELTAS
 
 
-def frames(model: str = "gpt-4o") -> list[bytes]:
-    """The 20 SSE frames of one streamed answer (the last one is ``data: [DONE]``)."""
+def frames(model: str = "gpt-4o", n: int = TEXT_DELTAS + 4) -> list[bytes]:
+    """The ``n`` SSE frames of one streamed answer (the last one is ``data: [DONE]``): a role chunk,
+    ``n - 4`` text deltas (the 16 words, repeated as needed), a finish chunk and a usage chunk."""
     base: dict[str, Any] = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1767225600,
                             "model": model, "system_fingerprint": "fp_bench"}
 
@@ -39,9 +45,9 @@ def frames(model: str = "gpt-4o") -> list[bytes]:
         return {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
 
     chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
-    chunks += [chunk({"content": w}) for w in WORDS]
+    chunks += [chunk({"content": WORDS[i % TEXT_DELTAS]}) for i in range(max(n - 4, 1))]
     chunks.append(chunk({}, "stop"))
-    chunks.append({**base, "choices": [], "usage": USAGE})
+    chunks.append({**base, "choices": [], "usage": {**USAGE, "completion_tokens": max(n - 2, 3)}})
     return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
 
 
@@ -49,6 +55,7 @@ USAGE = {"prompt_tokens": 12_480, "completion_tokens": TEXT_DELTAS + 2, "total_t
          "prompt_tokens_details": {"cached_tokens": 11_264}}
 FRAMES = web.AppKey("frames", list)
 STATS = web.AppKey("stats", dict)
+PACE = web.AppKey("pace", dict)  # {"delay": seconds between two frames}
 
 
 def _body(model: str) -> bytes:
@@ -74,10 +81,24 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return web.Response(body=_body(body.get("model", "gpt-4o")), content_type="application/json")
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
-    for frame in request.app[FRAMES]:
+    frames_, delay = request.app[FRAMES], request.app[PACE]["delay"]
+    for i, frame in enumerate(frames_):
+        if delay and i:
+            await asyncio.sleep(delay)
         await resp.write(frame)
     await resp.write_eof()
     return resp
+
+
+async def control(request: web.Request) -> web.Response:
+    """Set the shape of the answers that follow: ``{"chunks": N, "delay_ms": D}``."""
+    body = orjson.loads(await request.read())
+    n = int(body.get("chunks", TEXT_DELTAS + 4))
+    if not 5 <= n <= 100_000:
+        return web.json_response({"error": "chunks must be 5..100000"}, status=400)
+    request.app[FRAMES] = frames(n=n)
+    request.app[PACE]["delay"] = max(float(body.get("delay_ms", 0)), 0.0) / 1000
+    return web.json_response({"chunks": n, "delay_ms": request.app[PACE]["delay"] * 1000})
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -88,15 +109,17 @@ def make_app() -> web.Application:
     app = web.Application(client_max_size=64 * 1024**2)
     app[FRAMES] = frames()
     app[STATS] = {"requests": 0, "last_body_bytes": 0}
+    app[PACE] = {"delay": 0.0}
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/stats", stats)
+    app.router.add_post("/control", control)
     return app
 
 
 async def serve(port: int) -> None:
     runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port, backlog=1024)
+    site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096)
     await site.start()
     bound = runner.addresses[0][1]
     print(f"READY {bound}", flush=True)
