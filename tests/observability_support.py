@@ -71,3 +71,10 @@ class HeldStream:
                 "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}
         await resp.write(b"data: " + json.dumps(last).encode() + b"\n\ndata: [DONE]\n\n")
         return resp
+
+
+def ollama_fallback(endpoint: str) -> dict[str, Any]:
+    """Settings for an Ollama fallback after MODEL_PROVIDER. EMBEDDINGS_PROVIDER=ollama makes sure the keyless
+    Ollama backend is built whether or not the backend list also builds the ones FALLBACK_PROVIDERS names."""
+    return {"fallback_providers": "ollama", "embeddings_provider": "ollama", "ollama_endpoint": endpoint,
+            "ollama_model": "qwen2.5-coder:7b"}

@@ -20,7 +20,7 @@ from lynkr.server import create_app
 from lynkr.server.keys import SHEDDER
 from tests.conftest import SECRET, claude_request, make_settings, openai_settings
 from tests.fakes.script import Answer, Failure
-from tests.observability_support import HeldStream, parse, scrape, total, value
+from tests.observability_support import HeldStream, ollama_fallback, parse, scrape, total, value
 
 ROOT = Path(__file__).resolve().parent.parent
 MSG = "/v1/messages"
@@ -100,9 +100,8 @@ async def test_counts_match_scripted_traffic_exactly(openai_upstream, aiohttp_cl
 
 
 async def test_retries_fallbacks_and_breaker_state(openai_upstream, ollama_upstream, aiohttp_client):
-    settings = openai_settings(openai_upstream, fallback_providers="ollama", ollama_endpoint=ollama_upstream.url,
-                               ollama_model="qwen2.5-coder:7b", api_retry_max_retries=1, api_retry_initial_delay=0,
-                               api_retry_max_delay=0, circuit_breaker_failure_threshold=2)
+    settings = openai_settings(openai_upstream, **ollama_fallback(ollama_upstream.url), api_retry_max_retries=1,
+                               api_retry_initial_delay=0, api_retry_max_delay=0, circuit_breaker_failure_threshold=2)
     client = await aiohttp_client(create_app(settings))
     openai_upstream.script.enqueue(Failure(503, {"error": {"message": "overloaded"}}),
                                    Failure(503, {"error": {"message": "still overloaded"}}))

@@ -15,7 +15,11 @@
   // --- formatting -------------------------------------------------------------------------------
 
   const int = (n) => (n == null ? "–" : Math.round(n).toLocaleString("en-US"));
-  const ms = (v) => (v == null ? "–" : v >= 1000 ? (v / 1000).toFixed(v >= 10000 ? 1 : 2) + " s" : Math.round(v) + " ms");
+  const ms = (v) => {
+    if (v == null) return "–";
+    if (v >= 1000) return (v / 1000).toFixed(v >= 10000 ? 1 : 2) + " s";
+    return (v >= 10 ? Math.round(v) : Math.round(v * 10) / 10) + " ms";
+  };
   const usd = (v) => {
     if (v == null) return "–";
     if (v === 0) return "$0";
@@ -247,7 +251,7 @@
     text("kpi-unpriced", t.unpriced_requests ? `${t.unpriced_requests} requests with unknown price` : "");
     text("kpi-fallbacks", `${int(t.fallbacks)} / ${int(t.retries)}`);
     text("kpi-cache", t.cache ? `prompt cache hit rate ${pct(t.cache.hit_rate)}` : "prompt cache: no lookups");
-    text("kpi-active", `${live.active_requests} req · ${live.active_streams} streams`);
+    text("kpi-active", `${live.active_requests} / ${live.active_streams}`);
     text("kpi-shed", live.load_shed_total ? `${live.load_shed_total} shed since start` : "none shed");
   }
 
@@ -340,7 +344,7 @@
       cell(tr, stamp(r.ts));
       cell(tr, r.request_id.length > 16 ? r.request_id.slice(0, 16) + "…" : r.request_id).title = r.request_id;
       cell(tr, r.endpoint + (r.stream ? " (stream)" : ""));
-      cell(tr, r.provider ? `${r.provider} : ${r.model || "?"}` : "–");
+      cell(tr, r.provider ? `${r.provider} : ${r.model || (r.status >= 400 ? "(failed)" : "?")}` : "–");
       cell(tr, r.tier);
       cell(tr, r.score);
       cell(tr, r.status, r.status >= 400 ? "bad" : "");
