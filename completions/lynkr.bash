@@ -33,6 +33,7 @@ _lynkr() {
         "lynkr start:--port"|"lynkr start:-p") return 0 ;;
         "lynkr start:--env-file") COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
         "lynkr start:--log-level") COMPREPLY=($(compgen -W "debug info warning error" -- "$cur")); return 0 ;;
+        "lynkr start:--workers"|"lynkr start:-w") return 0 ;;
     esac
     local words
     case "$path" in
@@ -44,7 +45,7 @@ _lynkr() {
         "lynkr config show") words="--env-file --json --all --help" ;;
         "lynkr doctor") words="--env-file --json --timeout --help" ;;
         "lynkr setup") words="--env-file --non-interactive --provider --model --api-key --endpoint --num-ctx --pull --no-pull --start-ollama --no-start-ollama --install-ollama --tiers --tier --set --port --check --no-check --yes -y --help" ;;
-        "lynkr start") words="--host --port -p --env-file --log-level --help" ;;
+        "lynkr start") words="--host --port -p --env-file --log-level --workers -w --allow-unauthenticated --help" ;;
     esac
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }

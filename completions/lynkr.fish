@@ -50,4 +50,6 @@ complete -c lynkr -n '__fish_seen_subcommand_from start' -l host -x -d 'Address 
 complete -c lynkr -n '__fish_seen_subcommand_from start' -l port -s p -x -d 'Port to listen on (default 8081; env PORT)'
 complete -c lynkr -n '__fish_seen_subcommand_from start' -l env-file -r -F -d 'Read settings from this file instead of ./.env'
 complete -c lynkr -n '__fish_seen_subcommand_from start' -l log-level -x -a 'debug info warning error' -d 'debug, info, warning or error (env LOG_LEVEL)'
+complete -c lynkr -n '__fish_seen_subcommand_from start' -l workers -s w -x -d 'Processes sharing the port (default 1; env LYNKR_WORKERS)'
+complete -c lynkr -n '__fish_seen_subcommand_from start' -l allow-unauthenticated -d 'Listen on a non-loopback --host without LYNKR_API_KEYS'
 complete -c lynkr -n '__fish_seen_subcommand_from start' -l help -d 'Show the help and exit'

@@ -186,6 +186,45 @@ class Settings(BaseSettings):
     connect_timeout_ms: int = Field(10_000, gt=0)
     stream_idle_timeout_ms: int = Field(120_000, gt=0)
 
+    # --- access control (lynkr.access) ---
+    # Client keys: comma-separated, each "key" or "name=key" (the name becomes the key's id; otherwise the id is
+    # a short hash of the key). With none set, model endpoints are open and lynkr binds loopback only.
+    lynkr_api_keys: SecretStr | None = None
+    lynkr_api_keys_file: Path | None = None  # one key (or name=key) per line; # comments
+    lynkr_admin_key: SecretStr | None = None  # /v1/admin/*, /dashboard*, /metrics*, /routing/*, /v1/config
+    # bind a non-loopback host with no client keys (`lynkr start --allow-unauthenticated`)
+    lynkr_allow_unauthenticated: bool = False
+    # default limits for every client key (unset: none); per-key overrides via PUT /v1/admin/keys/{id}/limits
+    rate_limit_rpm: int | None = Field(None, ge=1)  # requests per minute (token bucket)
+    rate_limit_tpm: int | None = Field(None, ge=1)  # tokens (input + output) per minute (token bucket)
+    budget_daily_requests: int | None = Field(None, ge=1)
+    budget_daily_tokens: int | None = Field(None, ge=1)
+    budget_daily_usd: float | None = Field(None, gt=0)
+    budget_monthly_requests: int | None = Field(None, ge=1)
+    budget_monthly_tokens: int | None = Field(None, ge=1)
+    budget_monthly_usd: float | None = Field(None, gt=0)
+
+    # --- caches (lynkr.cache; Lynkr's names) ---
+    prompt_cache_enabled: bool = False  # Lynkr: on; here opt-in (a cached answer is a behaviour change)
+    prompt_cache_ttl_ms: int = Field(300_000, gt=0)
+    prompt_cache_max_entries: int = Field(1_000, ge=1)
+    prompt_cache_tool_turns: bool = False  # also cache answers that call tools, and turns carrying tool results
+    prompt_cache_nondeterministic: bool = False  # also cache temperature > 0, top_p < 1, top_k, n > 1
+    semantic_cache_enabled: bool = False  # opt-in; needs an embeddings backend (EMBEDDINGS_PROVIDER)
+    semantic_cache_threshold: float = Field(0.95, gt=0, le=1)  # cosine similarity of the last user turn
+    semantic_cache_ttl_ms: int = Field(300_000, gt=0)
+    semantic_cache_max_entries: int = Field(500, ge=1)
+
+    # --- sessions (lynkr.store.sessions) ---
+    session_transcripts_enabled: bool = True  # requests carrying X-Claude-Code-Session-Id or x-session-id
+    session_db_path: Path | None = None  # unset: the main store (LYNKR_DATA_DIR/lynkr.db)
+    session_retention_days: float = Field(7.0, gt=0)
+
+    # --- instances ---
+    # cache, rate-limit buckets, budget counters and breaker state in Redis, shared by every lynkr using it
+    lynkr_redis_url: SecretStr | None = None
+    lynkr_workers: int = Field(1, ge=1, le=64)  # `lynkr start --workers N`: processes sharing the port
+
     # --- observability (lynkr.observability) ---
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per log line
     # routing telemetry: one row per model request in lynkr.db (GET /v1/routing/stats, the dashboard)

@@ -7,6 +7,11 @@
     │   ├── NotFound                 404     not_found_error         not_found_error
     │   ├── MethodNotAllowed         405     invalid_request_error   invalid_request_error
     │   └── RequestTooLarge          413     request_too_large       invalid_request_error
+    ├── AccessError                  inbound access control (lynkr.access): the caller, not the backend
+    │   ├── AuthenticationFailed     401     authentication_error    invalid_request_error (code invalid_api_key)
+    │   ├── PermissionDenied         403     permission_error        permission_error
+    │   ├── RateLimitExceeded        429     rate_limit_error        rate_limit_exceeded  (+ retry-after, ratelimit)
+    │   └── BudgetExceeded           429     rate_limit_error        insufficient_quota   (+ x-should-retry: false)
     ├── NotConfigured                501     api_error               not_configured  (+ x-should-retry: false)
     └── UpstreamError                the backend failed us; always names the backend
         ├── UpstreamBadRequest       400     invalid_request_error   invalid_request_error
@@ -26,6 +31,7 @@ Foreign exceptions (aiohttp, json, asyncio timeouts) are mapped at the provider 
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 
@@ -69,6 +75,47 @@ class MethodNotAllowed(ClientError):
 class RequestTooLarge(ClientError):
     status = 413
     anthropic_type = "request_too_large"
+
+
+class AccessError(LynkrError):
+    """Refused by lynkr's own access control; ``headers`` go out with the error response."""
+
+    openai_code: ClassVar[str | None] = None
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.headers = headers or {}
+
+
+class AuthenticationFailed(AccessError):
+    status = 401
+    anthropic_type = "authentication_error"
+    openai_type = "invalid_request_error"
+    openai_code = "invalid_api_key"
+
+
+class PermissionDenied(AccessError):
+    status = 403
+    anthropic_type = "permission_error"
+    openai_type = "permission_error"
+
+
+class RateLimitExceeded(AccessError):
+    status = 429
+    anthropic_type = "rate_limit_error"
+    openai_type = "rate_limit_exceeded"
+    openai_code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(AccessError):
+    """A key's daily or monthly budget is spent: retrying before ``retry-after`` cannot help, so the SDKs
+    are told not to retry (``x-should-retry: false``)."""
+
+    status = 429
+    anthropic_type = "rate_limit_error"
+    openai_type = "insufficient_quota"
+    openai_code = "insufficient_quota"
 
 
 class NotConfigured(LynkrError):
@@ -180,6 +227,8 @@ def openai_error_body(err: LynkrError) -> dict[str, Any]:
     code: str | None = getattr(err, "field", None) and "invalid_value"
     if isinstance(err, UpstreamError) and err.upstream_status:
         code = f"upstream_{err.upstream_status}"
+    if isinstance(err, AccessError) and err.openai_code:
+        code = err.openai_code
     return {
         "error": {
             "message": err.message,
@@ -193,6 +242,10 @@ def openai_error_body(err: LynkrError) -> dict[str, Any]:
 def error_headers(err: LynkrError) -> dict[str, str]:
     if isinstance(err, NotConfigured):
         return {"x-should-retry": "false"}
-    if err.retry_after is None:
-        return {}
-    return {"retry-after": str(max(0, round(err.retry_after)))}
+    headers = dict(err.headers) if isinstance(err, AccessError) else {}
+    if isinstance(err, BudgetExceeded):
+        headers["x-should-retry"] = "false"
+    if err.retry_after is not None:
+        # whole seconds, rounded up: a client that waits exactly this long is let in
+        headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
+    return headers

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from pathlib import Path
 
 import typer
 from loguru import logger
 
 from lynkr import __version__
+from lynkr.access.exposure import check_exposure, log_exposure
 from lynkr.cli.logs import setup_logging
 from lynkr.config import Settings, load_settings
 from lynkr.errors import ConfigError
@@ -22,18 +22,30 @@ def start(
     env_file: Path | None = typer.Option(None, "--env-file", help="Read settings from this file instead of ./.env."),
     log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning or error (env LOG_LEVEL).",
                                          autocompletion=lambda: ["debug", "info", "warning", "error"]),
+    workers: int | None = typer.Option(None, "--workers", "-w", min=1, max=64,
+                                       help="Processes sharing the port (default 1; env LYNKR_WORKERS)."),
+    allow_unauthenticated: bool = typer.Option(
+        False, "--allow-unauthenticated", help="Listen on a non-loopback --host without LYNKR_API_KEYS."),
 ) -> None:
     """Start the gateway: Claude Code, Codex and OpenAI clients point their base URL here."""
-    overrides = {k: v for k, v in {"host": host, "port": port, "log_level": log_level}.items() if v is not None}
+    overrides = {k: v for k, v in {"host": host, "port": port, "log_level": log_level, "lynkr_workers": workers,
+                                   "lynkr_allow_unauthenticated": allow_unauthenticated or None}.items()
+                 if v is not None}
     try:
         settings = load_settings(env_file, **overrides)
         check_settings(settings)
+        ring = check_exposure(settings)
     except ConfigError as exc:
         typer.echo(f"lynkr: {exc}", err=True)
         raise typer.Exit(2) from None
-    setup_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
+    configure_logging(settings)
     banner(settings)
+    log_exposure(settings, ring)
     serve(settings)
+
+
+def configure_logging(settings: Settings) -> None:
+    setup_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
 
 
 def banner(settings: Settings) -> None:
@@ -44,15 +56,6 @@ def banner(settings: Settings) -> None:
     small = settings.small_fast_model or backend.model
     logger.info("models: claude-* -> {}; claude-*haiku* -> {}; other names pass through", backend.model, small)
     logger.info("Claude Code:  ANTHROPIC_BASE_URL={} ANTHROPIC_API_KEY=lynkr claude", url)
-    if not _is_loopback(settings.host):
-        logger.warning("bound to {}: anyone who can reach this address can use your backend", settings.host)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _url_host(host: str) -> str:
@@ -62,7 +65,16 @@ def _url_host(host: str) -> str:
 
 
 def serve(settings: Settings) -> None:
-    """Serve until SIGTERM/SIGINT, then drain (lynkr.server.runner)."""
+    """Serve until SIGTERM/SIGINT, then drain (lynkr.server.runner); with --workers N, in N processes."""
+    if settings.lynkr_workers > 1:
+        from lynkr.server.workers import run_workers
+
+        raise typer.Exit(run_workers(settings, settings.lynkr_workers))
+    run_loop(settings)
+
+
+def run_loop(settings: Settings, *, reuse_port: bool = False) -> None:
+    """One process serving on its own event loop."""
     from lynkr.server import create_app
     from lynkr.server.runner import serve as run
 
@@ -74,7 +86,7 @@ def serve(settings: Settings) -> None:
     except ImportError:
         loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(run(create_app(settings), settings.host, settings.port))
+        loop.run_until_complete(run(create_app(settings), settings.host, settings.port, reuse_port=reuse_port))
     except OSError as exc:
         typer.echo(f"lynkr: cannot listen on {settings.host}:{settings.port}: {exc.strerror} "
                    "(is another lynkr running? pick another --port)", err=True)

@@ -16,10 +16,10 @@ from lynkr.dispatch import Dispatcher
 from lynkr.errors import ConfigError
 from lynkr.providers import Provider, build_provider, configured_backends
 from lynkr.resilience.shedding import LoadShedder
-from lynkr.server import middlewares
+from lynkr.server import access, answers, breakers, middlewares
 from lynkr.server.keys import DISPATCHER, HTTP, OBSERVERS, RESPONSES, SETTINGS, SHEDDER, STATE, STORE
 from lynkr.server.response_store import ResponseStore
-from lynkr.server.routes import admin, anthropic, health, openai, openai_models
+from lynkr.server.routes import admin, anthropic, health, keys_admin, openai, openai_models, openapi, sessions
 from lynkr.server.routes import dashboard as dashboard_routes
 from lynkr.server.routes import metrics as metrics_routes
 from lynkr.store import Database
@@ -28,7 +28,7 @@ from lynkr.store import Database
 def create_app(settings: Settings, *, providers: dict[str, Provider] | None = None) -> web.Application:
     """The gateway as an aiohttp app; ``providers`` replaces the configured backends (tests)."""
     app = web.Application(
-        middlewares=[middlewares.request_context, middlewares.admission],
+        middlewares=[middlewares.request_context, access.access, sessions.transcripts, middlewares.admission],
         client_max_size=settings.request_json_limit,
     )
     app[SETTINGS] = settings
@@ -39,6 +39,9 @@ def create_app(settings: Settings, *, providers: dict[str, Provider] | None = No
     app[OBSERVERS] = []
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(partial(_backends, providers=providers))
+    access.setup(app)  # Redis (LYNKR_REDIS_URL), keys, limits, budgets
+    answers.setup(app)  # prompt and semantic caches
+    breakers.setup(app)  # breaker state shared through Redis, when set
     app.on_response_prepare.append(middlewares.add_request_id)
     app.on_shutdown.append(_drain)
     anthropic.setup(app)
@@ -48,6 +51,9 @@ def create_app(settings: Settings, *, providers: dict[str, Provider] | None = No
     openai.setup(app)
     metrics_routes.setup(app)  # metrics, telemetry, cost, traces: observers of every request
     dashboard_routes.setup(app)
+    sessions.setup(app)
+    keys_admin.setup(app)
+    openapi.setup(app)  # last: it describes every route registered before it
     return app
 
 

@@ -19,12 +19,13 @@ from loguru import logger
 from lynkr.server.keys import SETTINGS, SHEDDER, STATE
 
 
-async def serve(app: web.Application, host: str, port: int) -> None:
+async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool = False) -> None:
+    """``reuse_port``: several processes share the port (``lynkr start --workers N``)."""
     settings = app[SETTINGS]
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.graceful_shutdown_timeout / 1000)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -79,6 +79,12 @@ class Database:
                     continue
                 await writer.execute("BEGIN IMMEDIATE")
                 try:
+                    # another process sharing the file (lynkr start --workers N) may have applied it meanwhile
+                    applied = await writer.execute_fetchall(
+                        "SELECT 1 FROM schema_migrations WHERE family = ? AND version = ?", (family, version))
+                    if applied:
+                        await writer.execute("COMMIT")
+                        continue
                     await writer.execute(sql)
                     await writer.execute(
                         "INSERT INTO schema_migrations (family, version, applied_at) VALUES (?, ?, ?)",

@@ -62,7 +62,8 @@ class OtherBlock(TypedDict, total=False):
 
 def _block_tag(v: Any) -> str:
     t = v.get("type") if isinstance(v, dict) else None
-    return t if t in {"text", "image", "tool_use", "tool_result", "thinking"} else "other"
+    # a non-string type ({"type": {}}) is an "other" block, which then fails validation as a 400
+    return t if isinstance(t, str) and t in {"text", "image", "tool_use", "tool_result", "thinking"} else "other"
 
 
 Block = Annotated[

@@ -172,6 +172,11 @@ class Lynkr < Formula
     sha256 "0000000000000000000000000000000000000000000000000000000000000000"
   end
 
+  resource "redis" do
+    url "https://files.pythonhosted.org/packages/source/r/redis/redis-8.1.0.tar.gz"
+    sha256 "0000000000000000000000000000000000000000000000000000000000000000"
+  end
+
   resource "regex" do
     url "https://files.pythonhosted.org/packages/source/r/regex/regex-2026.11.15.tar.gz"
     sha256 "0000000000000000000000000000000000000000000000000000000000000000"

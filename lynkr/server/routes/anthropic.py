@@ -11,6 +11,8 @@ from aiohttp import web
 
 from lynkr.errors import InvalidRequest, LynkrError, anthropic_error_body
 from lynkr.providers.base import ClientHints, client_hints
+from lynkr.server import answers
+from lynkr.server.answers import ANSWERS
 from lynkr.server.keys import DISPATCHER, LOG_SUFFIX, SETTINGS
 from lynkr.server.streaming import stream_events
 from lynkr.sse import encode_sse
@@ -48,18 +50,30 @@ async def messages(request: web.Request) -> web.StreamResponse:
         client_hints.set(ClientHints(anthropic_beta=beta))
     dispatcher = request.app[DISPATCHER]
     settings = request.app[SETTINGS]
+    cache = request.app[ANSWERS]
+    look = await answers.lookup(request, body, body, "anthropic")
     if body.get("stream") or request.query.get("stream") == "true":
-        opened = await dispatcher.open_stream(body, request.headers)
-        request[LOG_SUFFIX] = f" {body['model']} -> {opened.route.describe()}"
-        async with aclosing(opened.rest):
+        if look.hit:  # replayed as a real stream, through the same writer
+            replay = cache.replay_stream(cache.hit_message(look))
+            first, route_headers, rest = await anext(replay), look.headers(), replay
+        else:
+            opened = await dispatcher.open_stream(body, request.headers)
+            request[LOG_SUFFIX] = f" {body['model']} -> {opened.route.describe()}"
+            first, route_headers = opened.first, {**opened.route.headers(), **look.headers()}
+            rest = cache.tap(look, opened.rest, first=opened.first, provider=opened.route.provider.backend.name,
+                             model=opened.route.model)
+        async with aclosing(rest if look.hit else opened.rest):
             return await stream_events(
-                request, opened.first, opened.rest, encode=_encode, encode_error=_encode_error, ping=PING,
-                ping_interval=settings.stream_ping_interval, headers=opened.route.headers(),
+                request, first, rest, encode=_encode, encode_error=_encode_error, ping=PING,
+                ping_interval=settings.stream_ping_interval, headers=route_headers,
                 idle_timeout=settings.stream_idle_timeout_ms / 1000,
             )
+    if look.hit:
+        return json_response(cache.hit_message(look), look.headers())
     route, message = await dispatcher.create_message(body, request.headers)
     request[LOG_SUFFIX] = f" {body['model']} -> {route.describe()}"
-    return json_response(message, route.headers())
+    await cache.store(look, message, provider=route.provider.backend.name, model=route.model)
+    return json_response(message, {**route.headers(), **look.headers()})
 
 
 async def count(request: web.Request) -> web.Response:

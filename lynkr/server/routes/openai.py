@@ -16,9 +16,12 @@ from lynkr.convert.responses import ResponsesStream, hub_message_to_response, ne
 from lynkr.dispatch import Route
 from lynkr.errors import InvalidRequest, LynkrError, openai_error_body
 from lynkr.providers.base import ChatCompletionsBackend
+from lynkr.server import answers
+from lynkr.server.answers import ANSWERS
 from lynkr.server.keys import DISPATCHER, LOG_SUFFIX, RESPONSES, SETTINGS
 from lynkr.server.routes.anthropic import json_response, read_json
 from lynkr.server.streaming import stream_events
+from lynkr.store.sessions import capture
 
 DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
@@ -58,8 +61,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     dispatcher = request.app[DISPATCHER]
     settings = request.app[SETTINGS]
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    cache = request.app[ANSWERS]
+    look = await answers.lookup(request, body, hub, "chat")
 
     if not body.get("stream"):
+        if look.hit:
+            return json_response(hub_message_to_chat(cache.hit_message(look), model=body["model"]), look.headers())
+
         async def call(route: Route, prepared: dict[str, Any]) -> dict[str, Any]:
             if isinstance(route.provider, ChatCompletionsBackend):
                 return await route.provider.chat_completion(body, route.model)
@@ -68,12 +76,22 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
         route, completion = await dispatcher.run(hub, request.headers, call)
         request[LOG_SUFFIX] = f" {body['model']} -> {route.describe()}"
-        return json_response(completion, route.headers())
+        await answers.store_chat(request, look, completion, route)
+        return json_response(completion, {**route.headers(), **look.headers()})
+
+    if look.hit:
+        replay = _sse(hub_stream_to_chat(cache.replay_stream(cache.hit_message(look)), model=body["model"],
+                                         include_usage=include_usage))
+        async with aclosing(replay):
+            return await stream_events(request, await anext(replay), replay, encode=_raw, encode_error=_error_data,
+                                       ping=None, ping_interval=settings.stream_ping_interval,
+                                       headers=look.headers(), idle_timeout=None)
 
     def opener(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[bytes, None]:
         if isinstance(route.provider, ChatCompletionsBackend):  # same dialect: bytes pass through
             return route.provider.chat_stream(body, route.model)
-        events = route.provider.stream_message(prepared, route.model)
+        events = cache.tap(look, route.provider.stream_message(prepared, route.model),
+                           provider=route.provider.backend.name, model=route.model)
         return _sse(hub_stream_to_chat(events, model=body["model"], include_usage=include_usage))
 
     opened = await dispatcher.open(hub, request.headers, opener)
@@ -81,7 +99,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     async with aclosing(opened.rest):
         return await stream_events(request, opened.first, opened.rest, encode=_raw, encode_error=_error_data,
                                    ping=None, ping_interval=settings.stream_ping_interval,
-                                   headers=opened.route.headers(), idle_timeout=settings.stream_idle_timeout_ms / 1000)
+                                   headers={**opened.route.headers(), **look.headers()},
+                                   idle_timeout=settings.stream_idle_timeout_ms / 1000)
 
 
 def _frame(ev: dict[str, Any]) -> bytes:
@@ -124,6 +143,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
     def encode(ev: dict[str, Any]) -> bytes:
         if ev["type"] in ("response.completed", "response.incomplete"):
             store.put(response_id, history, new_input, ev["response"]["output"])
+            capture(ev["response"])  # the session transcript's answer
         return _frame(ev)
 
     async with aclosing(opened.rest):

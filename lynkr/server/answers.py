@@ -1,0 +1,94 @@
+"""The answer caches in the server: built at startup (cleanup_ctx), and the small helpers route handlers
+call so they stay thin (``lookup`` before dispatching, ``replay`` on a hit, ``AnswerCache.store`` /
+``AnswerCache.tap`` after)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+
+from lynkr.cache.service import AnswerCache, Lookup
+from lynkr.cache.store import (
+    ExactStore,
+    RedisExactStore,
+    RedisSemanticStore,
+    SemanticStore,
+    SqliteExactStore,
+    SqliteSemanticStore,
+)
+from lynkr.convert.openai_chat import chat_to_anthropic
+from lynkr.dispatch import Dispatcher, Route
+from lynkr.errors import LynkrError, NotConfigured, UpstreamBadResponse
+from lynkr.server.access import CALLER, SHARED
+from lynkr.server.keys import DISPATCHER, SETTINGS, STORE
+
+ANSWERS = web.AppKey("answers", AnswerCache)
+
+
+def embedder(dispatcher: Dispatcher) -> Any:
+    """Text -> vector from the configured embeddings backend (the POST /v1/embeddings machinery)."""
+    route = dispatcher.embeddings_route(None)
+
+    async def embed(text: str) -> list[float]:
+        body = await route.provider.create_embeddings({"input": text, "model": route.model}, route.model)
+        try:
+            vector = body["data"][0]["embedding"]
+        except (KeyError, IndexError, TypeError):
+            raise UpstreamBadResponse("embeddings answer without data[0].embedding",
+                                      provider=route.provider.backend.name) from None
+        if not isinstance(vector, list) or not vector:
+            raise UpstreamBadResponse("embeddings answer is not a float list", provider=route.provider.backend.name)
+        return [float(x) for x in vector]
+
+    logger.info("semantic cache: embeddings from {}", route.describe())
+    return embed
+
+
+async def answers_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    redis = app[SHARED].redis
+    exact: ExactStore | None = None
+    semantic: SemanticStore | None = None
+    if settings.prompt_cache_enabled:
+        exact = (RedisExactStore(redis, settings.prompt_cache_max_entries) if redis is not None
+                 else await SqliteExactStore(app[STORE], settings.prompt_cache_max_entries).open())
+    embed = None
+    if settings.semantic_cache_enabled:
+        try:
+            embed = embedder(app[DISPATCHER])
+        except NotConfigured as err:
+            logger.warning("semantic cache is off: {}", err.message)
+        else:
+            semantic = (RedisSemanticStore(redis, settings.semantic_cache_max_entries) if redis is not None
+                        else await SqliteSemanticStore(app[STORE], settings.semantic_cache_max_entries).open())
+    app[ANSWERS] = AnswerCache(settings, exact, semantic, embed)
+    yield
+
+
+def scope(request: web.Request, dialect: str) -> dict[str, Any]:
+    """What separates two identical bodies' answers: dialect, the caller's key, Anthropic betas."""
+    caller = request.get(CALLER)
+    return {"dialect": dialect, "key": caller.key_id if caller else None,
+            "beta": request.headers.get("anthropic-beta")}
+
+
+async def lookup(request: web.Request, keyed: dict[str, Any], hub: dict[str, Any], dialect: str) -> Lookup:
+    return await request.app[ANSWERS].lookup(keyed, hub, scope(request, dialect))
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(answers_ctx)
+
+
+async def store_chat(request: web.Request, look: Lookup, completion: dict[str, Any], route: Route) -> None:
+    """Keep a Chat Completions answer (in the hub shape, like every cached answer)."""
+    if look.key is None or look.hit:
+        return
+    try:
+        message = chat_to_anthropic(completion, model=str(completion.get("model") or route.model))
+    except LynkrError:
+        return
+    await request.app[ANSWERS].store(look, message, provider=route.provider.backend.name, model=route.model)
