@@ -342,10 +342,11 @@ def processes(args: argparse.Namespace) -> Iterator[tuple[Proc, Proc, str, str]]
 
         port = args.port or free_port()
         env_file = tmpdir / "bench.env"
+        (tmpdir / "data").mkdir()
         env_file.write_text(
             "MODEL_PROVIDER=openai\nOPENAI_API_KEY=bench\n"
             f"OPENAI_ENDPOINT={upstream_url}/v1/chat/completions\nOPENAI_MODEL={UPSTREAM_MODEL}\n"
-            f"LOG_LEVEL={args.log_level}\n"
+            f"LOG_LEVEL={args.log_level}\nLYNKR_DATA_DIR={tmpdir / 'data'}\n"  # not the user's ~/.lynkr
         )
         lynkr = Proc("lynkr", [lynkr_command(args.lynkr), "start", "--port", str(port), "--env-file", str(env_file)],
                      env=child_env(), cwd=tmpdir, log=tmpdir / "lynkr.log")

@@ -507,7 +507,8 @@ class Suite:
         return {
             "path": t.path, "streams": streams, "chunks": c.stream_chunks, "delay_ms": c.stream_delay_ms,
             "completed": len(samples) - sum(1 for s in samples if s.deltas != expected),
-            "failed": len(failures), "failures": failures[:5], "peak_in_flight": peak_in_flight,
+            "failed": len(failures), "failures": sorted({f: failures.count(f) for f in failures}.items(),
+                                                        key=lambda kv: -kv[1])[:5], "peak_in_flight": peak_in_flight,
             "stalled": stalled, "slow_start": slow_start, "stall_ms": self.args.stall_ms,
             "wall_s": cpu.wall, "nominal_s": c.stream_chunks * c.stream_delay_ms / 1000 + ramp,
             "duration_ms": ms([s.total for s in samples]), "ttfb_ms": ms([s.ttfb for s in samples]),
@@ -839,8 +840,8 @@ def table_hold(report: dict[str, Any]) -> str:
                      f"{g.get('p99', math.nan):>6.0f}{g.get('max', math.nan):>6.0f}{r['listen_overflows']:>10} | "
                      f"{r['cpu_s']:>6.2f}{r['cpu_cores']:>6.2f}{r['cpu_ms_per_stream']:>10.2f}{rss:>26}"
                      + ("  (fake upstream's CPU/RSS)" if r["path"] == "direct" else ""))
-        if r["failures"]:
-            lines.append(f"  failures: {r['failures']}")
+        for text, count in r["failures"]:
+            lines.append(f"  {count} x {text}")
     lines += ["", f"done: streams that ended with every text delta. stalled: failed, ended short, or waited > "
               f"{r0['stall_ms']:g} ms between two reads. slow: waited > {r0['stall_ms']:g} ms for the first byte. "
               "open: most streams in flight at once. TTFB/gap in ms; gap: between two reads of one stream "
