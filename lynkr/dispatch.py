@@ -9,7 +9,9 @@ For each candidate the router returns, in order:
   ``retry-after`` honoured) while its breaker stays closed;
 * on failure move to the next candidate (a fallback), never after the first byte reached the client.
 
-A stream counts as accepted once its first item has arrived: only then are headers sent.
+A stream counts as accepted once its first item has arrived: only then are headers sent. Its outcome
+counts once it ends: a clean end is a success for the backend's breaker, an upstream error or a stall
+after the first item a failure (the client gets one error event; nothing is retried).
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from lynkr.errors import (
     UpstreamTimeout,
 )
 from lynkr.observability.record import current_record, tap_usage
-from lynkr.providers import Provider, embeddings_provider
+from lynkr.providers import REGISTRY, Provider, embeddings_provider
 from lynkr.resilience.breaker import CircuitBreaker
 from lynkr.resilience.retry import RetryPolicy, counts_against_backend, retryable
-from lynkr.routing.model_map import upstream_embeddings_model, upstream_model
+from lynkr.routing.model_map import is_claude_model, upstream_embeddings_model, upstream_model
 from lynkr.routing.router import Decision, Router
 
 Event = dict[str, Any]
@@ -53,8 +55,9 @@ class Route:
     tier: str | None = None
 
     def headers(self) -> dict[str, str]:
+        # the reason may quote a backend's error (an HTML page, say): one printable line, as a header must be
         h = {"X-Lynkr-Provider": self.provider.backend.name, "X-Lynkr-Model": self.model,
-             "X-Lynkr-Routing-Reason": self.reason}
+             "X-Lynkr-Routing-Reason": _one_line(self.reason)}
         if self.tier:
             h["X-Lynkr-Tier"] = self.tier
         return h
@@ -82,13 +85,22 @@ class Plan:
     decision: Decision
     routes: list[Route]
     skipped: list[str] = field(default_factory=list)
+    first_skipped: bool = False  # the decision's first choice cannot take the request: routes[0] is a fallback
 
 
 @dataclass
 class Counters:
-    retries: int = 0
-    fallbacks: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
+    """What the dispatcher did with one backend (shown with its breaker at ``GET /metrics/circuit-breakers``)."""
+
+    attempts: int = 0  # calls made to it (first tries, retries and fallbacks alike)
+    failures: int = 0  # calls that failed, before or after the first byte
+    retries: int = 0  # calls that were retries
+    fallbacks: int = 0  # requests it took over from an earlier candidate that failed or was skipped
+    stream_failures: int = 0  # streams that failed after their first byte (the client got an error event)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"attempts": self.attempts, "failures": self.failures, "retries": self.retries,
+                "fallbacks": self.fallbacks, "streamFailures": self.stream_failures}
 
 
 class Dispatcher:
@@ -97,14 +109,16 @@ class Dispatcher:
         self.settings = settings
         self.providers = providers
         self.primary = providers[settings.model_provider]
-        self.router = Router(settings, providers)
+        # every backend name is known to routing, built or not: a fallback naming a backend that could not
+        # be built is skipped as "not configured" rather than taken for a model of MODEL_PROVIDER
+        self.router = Router(settings, {**dict.fromkeys(REGISTRY), **providers})
         self.retry = RetryPolicy(settings.api_retry_max_retries, settings.api_retry_initial_delay / 1000,
                                  settings.api_retry_max_delay / 1000)
         self.breakers = {name: CircuitBreaker(name, settings.circuit_breaker_failure_threshold,
                                               settings.circuit_breaker_success_threshold,
                                               settings.circuit_breaker_timeout / 1000)
                          for name in providers}
-        self.counters = Counters()
+        self.counters = {name: Counters() for name in providers}
         self._sleep = sleep
 
     # --- planning ------------------------------------------------------------------------------
@@ -115,15 +129,22 @@ class Dispatcher:
         needs_tools = bool(req.get("tools"))
         needs_images = _has_images(req)
         tokens: int | None = None
-        for c in decision.candidates:
+        requested = str(req.get("model", ""))
+        for i, c in enumerate(decision.candidates):
             provider = self.providers.get(c.provider)
             if provider is None:
                 plan.skipped.append(f"{c.provider}: not configured")
                 continue
-            model = c.model or upstream_model(
-                str(req.get("model", "")), default=provider.default_model,
-                small_fast=self.settings.small_fast_model or provider.small_fast_default,
-                passthrough=provider.passes_claude_models and not provider.default_model)
+            if c.model:
+                model = c.model
+            elif i and not is_claude_model(requested):
+                # a backend model the client chose means nothing to a fallback: it serves its own model
+                model = provider.default_model or requested
+            else:
+                model = upstream_model(
+                    requested, default=provider.default_model,
+                    small_fast=self.settings.small_fast_model or provider.small_fast_default,
+                    passthrough=provider.passes_claude_models and not provider.default_model)
             name = f"{c.provider}:{model}"
             if needs_tools and not provider.supports_tools:
                 plan.skipped.append(f"{name}: no tool support")
@@ -137,7 +158,11 @@ class Dispatcher:
                 if tokens > window:
                     plan.skipped.append(f"{name}: ~{tokens} tokens exceed its {window}-token context")
                     continue
-            plan.routes.append(Route(provider, model, c.reason, decision.tier))
+            reason = c.reason
+            if not plan.routes and plan.skipped:  # earlier candidates could not take it: say why
+                plan.first_skipped = True
+                reason = f"{reason} after {plan.skipped[-1]}"[:300]
+            plan.routes.append(Route(provider, model, reason, decision.tier))
         if not plan.routes:
             raise InvalidRequest("no configured backend can take this request: " + "; ".join(plan.skipped))
         return plan
@@ -169,8 +194,8 @@ class Dispatcher:
                 await events.aclose()
                 raise
 
-        route, (first, rest) = await self._attempt(self.plan(req, headers), req, first_item)
-        return Opened(route, first, rest)
+        route, (first, rest) = await self._attempt(self.plan(req, headers), req, first_item, stream=True)
+        return Opened(route, first, self._watch(route.provider.backend.name, rest))
 
     async def create_message(self, req: dict[str, Any], headers: Mapping[str, str] | None = None
                              ) -> tuple[Route, dict[str, Any]]:
@@ -193,7 +218,10 @@ class Dispatcher:
         return await self.open(req, headers, opener)
 
     async def _attempt(self, plan: Plan, req: dict[str, Any],
-                       call: Callable[[Route, dict[str, Any]], Awaitable[R]]) -> tuple[Route, R]:
+                       call: Callable[[Route, dict[str, Any]], Awaitable[R]], *,
+                       stream: bool = False) -> tuple[Route, R]:
+        """``call`` along the plan. For a stream (``stream=True``) a first item is not yet a success for
+        the backend's breaker: ``_watch`` records the stream's outcome when it ends."""
         errors: list[str] = list(plan.skipped)
         record = current_record.get()
         last: UpstreamError | None = None
@@ -201,43 +229,46 @@ class Dispatcher:
         for n, route in enumerate(plan.routes):
             name = route.provider.backend.name
             breaker = self.breakers[name]
+            counters = self.counters[name]
             if not breaker.allow():
                 errors.append(f"{name}: circuit open")
                 wait = breaker.snapshot()["retryInSeconds"]
                 retry_after = wait if retry_after is None else min(retry_after, wait)
                 continue
+            fallback = n > 0 or plan.first_skipped
             if n and errors:
-                self.counters.fallbacks += 1
                 route = replace(route, reason=f"{route.reason} after {errors[-1]}"[:300])
             prepared = prepare_thinking(req, route.provider.thinking_vendor)
             deadline = route.provider.backend.timeout_ms / 1000
             attempt = 0
             while True:
+                counters.attempts += 1
                 try:
                     async with asyncio.timeout(deadline):
                         result = await call(route, prepared)
                 except TimeoutError:
-                    err: UpstreamError = UpstreamTimeout(f"{name} sent nothing for {deadline:.0f} s", provider=name)
+                    err: UpstreamError = UpstreamTimeout(f"{name} sent nothing for {deadline:g} s", provider=name)
                 except UpstreamError as exc:
                     err = exc
                 else:
-                    breaker.record_success()
+                    if not stream:
+                        breaker.record_success()
+                    if fallback:
+                        counters.fallbacks += 1
                     if record is not None:
                         record.provider, record.model, record.tier = name, route.model, route.tier
                         record.reason = route.reason
                         record.score = plan.decision.score.value if plan.decision.score else None
-                        record.fallback = n > 0 and bool(errors)
+                        record.fallback = fallback
                     return route, result
-                self.counters.failures[name] = self.counters.failures.get(name, 0) + 1
+                self._failed(name, err)
                 if record is not None:
                     record.attempts.append(f"{name}: {type(err).__name__}")
-                if counts_against_backend(err):
-                    breaker.record_failure()
                 attempt += 1
                 delay = self.retry.delay(attempt, err.retry_after) if retryable(err) else None
                 if delay is None or breaker.state == "open":
                     break
-                self.counters.retries += 1
+                counters.retries += 1
                 if record is not None:
                     record.retries += 1
                 await self._sleep(delay)
@@ -249,6 +280,39 @@ class Dispatcher:
         if len(plan.routes) > 1:
             last.message = f"{last.message} (tried: {'; '.join(errors)})"[:2000]
         raise last
+
+    def _failed(self, name: str, err: UpstreamError) -> None:
+        self.counters[name].failures += 1
+        if counts_against_backend(err):
+            self.breakers[name].record_failure()
+
+    async def _watch(self, name: str, events: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+        """``events`` after its first item, telling the backend's breaker and counters how the stream ends:
+        a success at its end, a failure on an upstream error or a stall. The idle timeout itself is the
+        stream writer's (``lynkr.server.streaming``, STREAM_IDLE_TIMEOUT_MS): it cancels the wait for the
+        next item, and a wait cancelled after that long a silence is counted as the backend's stall."""
+        loop = asyncio.get_running_loop()
+        stall = self.settings.stream_idle_timeout_ms / 1000 * 0.95  # the writer's timer, less clock slack
+        try:
+            while True:
+                waiting = loop.time()
+                try:
+                    item = await anext(events)
+                except StopAsyncIteration:
+                    self.breakers[name].record_success()
+                    return
+                except UpstreamError as err:
+                    self.counters[name].stream_failures += 1
+                    self._failed(name, err)
+                    raise
+                except asyncio.CancelledError:
+                    if loop.time() - waiting >= stall:
+                        self.counters[name].stream_failures += 1
+                        self._failed(name, UpstreamTimeout(f"{name} went silent mid-stream", provider=name))
+                    raise
+                yield item
+        finally:
+            await events.aclose()
 
     # --- embeddings (one backend, no chain) ------------------------------------------------------
 
@@ -266,7 +330,13 @@ class Dispatcher:
         return Route(provider, model, "model map" if model != requested else "model passed through")
 
     def breaker_states(self) -> list[dict[str, Any]]:
-        return [b.snapshot() for b in self.breakers.values()]
+        """Each backend's breaker, with what the dispatcher did with it (``requests``)."""
+        return [{**b.snapshot(), "requests": self.counters.setdefault(name, Counters()).as_dict()}
+                for name, b in self.breakers.items()]
+
+
+def _one_line(text: str) -> str:
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 def _has_images(req: dict[str, Any]) -> bool:

@@ -96,11 +96,27 @@ def check_settings(settings: Settings) -> None:
             raise ConfigError(f"EMBEDDINGS_PROVIDER={name} needs {' and '.join(missing)} (set it in .env)")
 
 
+def routing_backends(settings: Settings) -> list[str]:
+    """The backends TIER_* and the fallback chain name (``provider`` or ``provider:model``), in order."""
+    values = [settings.tier_simple, settings.tier_medium, settings.tier_complex, settings.tier_reasoning,
+              *settings.fallback_chain()]
+    heads = (v.partition(":")[0] for v in values if v)
+    return list(dict.fromkeys(h for h in heads if h in REGISTRY))
+
+
+def _buildable(name: str, settings: Settings) -> bool:
+    spec = REGISTRY[name].spec
+    return not spec.required or spec.configured(settings)
+
+
 def configured_backends(settings: Settings) -> list[str]:
-    """The backends lynkr builds: MODEL_PROVIDER first, then EMBEDDINGS_PROVIDER, then every backend whose
-    required settings (its key, say) are present. Keyless local servers (ollama, llamacpp, lmstudio) count only
-    when named in one of those two, so nobody's localhost ports are probed on a guess."""
-    names: list[str] = [n for n in (settings.model_provider, settings.embeddings_provider) if n]
+    """The backends lynkr builds: MODEL_PROVIDER first, then EMBEDDINGS_PROVIDER and the backends routing
+    names (TIER_*, FALLBACK_*), then every backend whose required settings (its key, say) are present.
+    Keyless local servers (ollama, llamacpp, lmstudio) count only when named in one of those, so nobody's
+    localhost ports are probed on a guess."""
+    named = [settings.model_provider, settings.embeddings_provider,
+             *(n for n in routing_backends(settings) if _buildable(n, settings))]
+    names: list[str] = list(dict.fromkeys(n for n in named if n))
     for name, reg in REGISTRY.items():  # two names for one backend (vertex, gemini) build it once
         if reg.spec.configured(settings) and all(REGISTRY[n] != reg for n in names):
             names.append(name)
@@ -130,4 +146,4 @@ def build_provider(name: str, http: aiohttp.ClientSession, settings: Settings) -
 
 
 __all__ = ["REGISTRY", "BackendSettings", "ModelInfo", "Provider", "backend_settings", "build_provider",
-           "check_settings", "configured_backends", "embeddings_provider"]
+           "check_settings", "configured_backends", "embeddings_provider", "routing_backends"]

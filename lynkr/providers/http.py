@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cache
 from typing import Any
@@ -19,7 +19,7 @@ from lynkr.errors import (
     UpstreamUnavailable,
     upstream_error_for_status,
 )
-from lynkr.sse import NDJSONDecoder, SSEDecoder
+from lynkr.sse import NDJSONDecoder, SSEDecoder, SSEEvent
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -154,6 +154,49 @@ async def sse_json(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator
     except orjson.JSONDecodeError as exc:
         raise UpstreamBadResponse(f"{provider} sent a stream event that is not JSON ({exc})",
                                   provider=provider) from None
+
+
+_EVENT_ENDS = (b"\n\n", b"\r\r", b"\r\n\r\n")
+
+
+async def sse_passthrough(resp: aiohttp.ClientResponse, provider: str,
+                          inspect: Callable[[Any], None] | None = None) -> AsyncIterator[bytes]:
+    """An SSE response's bytes unchanged, for a client of the same dialect, but only whole events, each one's
+    data checked (JSON, or ``[DONE]``): a backend that sends garbage, or drops the connection mid-event, raises
+    ``UpstreamBadResponse`` before the client sees a byte of it, so the client never gets half an event or an
+    error frame glued to one. ``inspect`` sees each event's JSON and may raise (an in-band error event)."""
+    decoder = SSEDecoder()
+    held = b""
+    sent = False
+    last: list[SSEEvent] = []
+    try:
+        async for chunk in resp.content.iter_any():
+            for ev in decoder.feed(chunk):
+                _check_event(ev.data, inspect)
+            held += chunk
+            cut = max(held.rfind(end) + len(end) if end in held else 0 for end in _EVENT_ENDS)
+            if cut:
+                whole, held = held[:cut], held[cut:]
+                sent = True
+                yield whole
+        last = decoder.close()
+        for ev in last:
+            _check_event(ev.data, inspect)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamBadResponse(f"{provider} sent a stream event that is not JSON ({exc})",
+                                  provider=provider) from None
+    if last:  # a final event without its blank line
+        yield held
+    elif not sent and held.strip():
+        raise UpstreamBadResponse(f"{provider} answered a stream request with something that is not an event "
+                                  f"stream: {held[:200]!r}", provider=provider)
+
+
+def _check_event(data: str, inspect: Callable[[Any], None] | None) -> None:
+    if data and data != "[DONE]":
+        parsed = orjson.loads(data)
+        if inspect is not None:
+            inspect(parsed)
 
 
 async def ndjson(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[dict[str, Any]]:

@@ -18,10 +18,11 @@ from lynkr.convert.openai_chat import (
     anthropic_to_chat,
     chat_stream_to_anthropic,
     chat_to_anthropic,
+    upstream_error,
 )
 from lynkr.errors import UpstreamBadResponse
 from lynkr.providers.base import BackendSettings, Event, ModelInfo, Provider
-from lynkr.providers.http import get, post, read_json, sse_json
+from lynkr.providers.http import get, post, read_json, sse_json, sse_passthrough
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,11 @@ def models_from_list(data: Any, provider: str) -> list[ModelInfo]:
     return models
 
 
+def _raise_in_band_error(data: Any) -> None:
+    if isinstance(data, dict) and data.get("error") and not data.get("choices"):
+        raise upstream_error(data["error"], "backend error: ")
+
+
 class OpenAICompatProvider(Provider):
     name: ClassVar[str] = "openai-compatible"
 
@@ -167,12 +173,19 @@ class OpenAICompatProvider(Provider):
         async with post(self.http, self.url, self._passthrough(body, model), provider=self.backend.name,
                         headers=self.headers, timeout=self.timeout) as resp:
             data: dict[str, Any] = await read_json(resp, self.backend.name)
+        _raise_in_band_error(data)
+        if not isinstance(data, dict) or not data.get("choices"):
+            raise UpstreamBadResponse(f"{self.backend.name} answered without choices: {str(data)[:200]}",
+                                      provider=self.backend.name)
         return data
 
     async def chat_stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[bytes, None]:
+        """The backend's SSE bytes, whole events only; an in-band error event (OpenRouter sends them in 200
+        answers) raises instead, so it is retried or falls back like an error status, or ends the client's
+        stream with lynkr's own error event."""
         async with post(self.http, self.url, self._passthrough(body, model), provider=self.backend.name,
                         headers=self.headers, timeout=self.timeout) as resp:
-            async for chunk in resp.content.iter_any():
+            async for chunk in sse_passthrough(resp, self.backend.name, _raise_in_band_error):
                 yield chunk
 
     # --- Anthropic clients, through the hub ------------------------------------------------------

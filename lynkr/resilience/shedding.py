@@ -11,6 +11,7 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from lynkr.errors import LynkrError
 
@@ -23,6 +24,15 @@ class Overloaded(LynkrError):
     status = 529
     anthropic_type = "overloaded_error"
     openai_type = "server_error"
+
+
+class OverloadedOpenAI(Overloaded):
+    """The same refusal for OpenAI-dialect clients, whose SDKs know 503 (529 is Anthropic's)."""
+
+    status = 503
+
+
+ABORTED = "lynkr is shutting down and this answer did not finish within GRACEFUL_SHUTDOWN_TIMEOUT; retry"
 
 
 class ShuttingDown(LynkrError):
@@ -67,6 +77,8 @@ class LoadShedder:
     _over_memory: bool = False
 
     idle: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set while nothing is in flight
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set, repr=False)  # the requests in flight
+    aborting: bool = False  # the drain ran out of time: the requests still in flight are being ended
 
     def __post_init__(self) -> None:
         if self.memory_fraction > 1:  # accept 85 as well as 0.85
@@ -75,15 +87,28 @@ class LoadShedder:
         self.idle.set()
 
     def enter(self) -> None:
-        """Admit one request (or raise Overloaded)."""
+        """Admit one request, the current task (or raise Overloaded)."""
         self.check()
         self.active += 1
         self.idle.clear()
+        if (task := asyncio.current_task()) is not None:
+            self.tasks.add(task)
 
     def leave(self) -> None:
         self.active -= 1
         if not self.active:
             self.idle.set()
+        if (task := asyncio.current_task()) is not None:
+            self.tasks.discard(task)
+
+    def abort(self) -> set[asyncio.Task[Any]]:
+        """End every request in flight (the drain's time is up): each is cancelled, and ends with an error
+        in its dialect (``aborting`` tells the handlers the cancellation is this). Returns their tasks."""
+        self.aborting = True
+        tasks = set(self.tasks)
+        for task in tasks:
+            task.cancel()
+        return tasks
 
     def check(self) -> None:
         """Raise Overloaded when a new request must be refused."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from lynkr.errors import (
     openai_error_body,
 )
 from lynkr.observability.record import RequestRecord, current_record, notify
-from lynkr.resilience.shedding import ShuttingDown
+from lynkr.resilience.shedding import ABORTED, Overloaded, OverloadedOpenAI, ShuttingDown
 from lynkr.server.keys import LOG_SUFFIX, OBSERVERS, REQUEST_ID, SHEDDER, STATE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -95,9 +96,20 @@ async def admission(request: web.Request, handler: Handler) -> web.StreamRespons
     shedder = request.app[SHEDDER]
     if request.app[STATE]["draining"]:
         raise ShuttingDown("lynkr is shutting down; retry (another instance will answer)", retry_after=2)
-    shedder.enter()
+    try:
+        shedder.enter()
+    except Overloaded as err:  # Anthropic's 529 overloaded_error; OpenAI clients get a 503
+        if dialect(request.path) == "openai":
+            raise OverloadedOpenAI(err.message, retry_after=err.retry_after) from None
+        raise
     try:
         return await handler(request)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not shedder.aborting or task is None:
+            raise
+        task.uncancel()  # the drain's time ran out (LoadShedder.abort): answer with an error, not a cut
+        raise ShuttingDown(ABORTED, retry_after=2) from None
     finally:
         shedder.leave()
 

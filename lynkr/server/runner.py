@@ -18,12 +18,19 @@ from loguru import logger
 
 from lynkr.server.keys import SETTINGS, SHEDDER, STATE
 
+# After the drain, handlers still running get this long (never more than the drain's own timeout) before
+# aiohttp cancels them: the drain has already waited, and waiting GRACEFUL_SHUTDOWN_TIMEOUT again (aiohttp
+# waits its shutdown_timeout twice: for handlers to finish, then for them to cancel) would overrun it.
+AFTER_DRAIN = 2.0
+
 
 async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool = False) -> None:
     """``reuse_port``: several processes share the port (``lynkr start --workers N``)."""
     settings = app[SETTINGS]
+    budget = settings.graceful_shutdown_timeout / 1000
+    # not 0: aiohttp reads a shutdown_timeout of 0 as "no timeout"
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           shutdown_timeout=settings.graceful_shutdown_timeout / 1000)
+                           shutdown_timeout=max(0.1, min(AFTER_DRAIN, budget)))
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None)
     await site.start()
@@ -38,8 +45,8 @@ async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool 
             logger.warning("second {}: exiting now", signal.Signals(signum).name)
             os._exit(1)
         app[STATE]["draining"] = True
-        logger.info("{}: draining ({} in flight, up to {:.0f} s); signal again to force exit",
-                    signal.Signals(signum).name, app[SHEDDER].active, settings.graceful_shutdown_timeout / 1000)
+        logger.info("{}: draining ({} in flight, up to {:g} s); signal again to force exit",
+                    signal.Signals(signum).name, app[SHEDDER].active, budget)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -49,9 +56,12 @@ async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool 
         await site.stop()  # no new connections
         shedder = app[SHEDDER]
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(settings.graceful_shutdown_timeout / 1000):
+            async with asyncio.timeout(budget):
                 await shedder.idle.wait()
         if shedder.active:
-            logger.warning("{} requests still running at the drain timeout; closing them", app[SHEDDER].active)
+            logger.warning("{} requests still running at the drain timeout; ending them", shedder.active)
+            tasks = shedder.abort()  # each ends with an error in its dialect: a stream gets an error event
+            if tasks:
+                await asyncio.wait(tasks, timeout=AFTER_DRAIN)
     finally:
         await runner.cleanup()

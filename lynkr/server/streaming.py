@@ -18,7 +18,8 @@ from loguru import logger
 
 from lynkr.errors import LynkrError, UpstreamTimeout
 from lynkr.observability.record import current_record
-from lynkr.server.keys import REQUEST_ID
+from lynkr.resilience.shedding import ABORTED, ShuttingDown
+from lynkr.server.keys import REQUEST_ID, SHEDDER
 
 T = TypeVar("T")
 EncodeError = Callable[[LynkrError], bytes]
@@ -63,14 +64,22 @@ async def stream_events(
             except StopAsyncIteration:
                 break
             except TimeoutError:
-                raise UpstreamTimeout(f"the backend went silent for {idle_timeout:.0f} s mid-answer "
-                                      "(STREAM_IDLE_TIMEOUT_MS)") from None
+                who = headers.get("X-Lynkr-Provider") or "the backend"
+                raise UpstreamTimeout(f"{who} went silent for {idle_timeout:g} s mid-answer "
+                                      "(STREAM_IDLE_TIMEOUT_MS)", provider=headers.get("X-Lynkr-Provider", "")
+                                      ) from None
             await resp.write(encode(ev))
             last_write = loop.time()
         if tail:
             await resp.write(tail)
     except ConnectionResetError:
         logger.info("client closed the stream early [{}]", request.get(REQUEST_ID))
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not request.app[SHEDDER].aborting or task is None:
+            raise
+        task.uncancel()  # the drain's time ran out (LoadShedder.abort): end the stream with an error event
+        await _write_quietly(resp, encode_error(ShuttingDown(ABORTED, retry_after=2)))
     except LynkrError as err:
         await _write_quietly(resp, encode_error(err))
     except Exception:

@@ -62,8 +62,10 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return web.json_response(render_body(reply, model))
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await resp.prepare(request)
-    for line in render_lines(reply, model):
+    for n, line in enumerate(render_lines(reply, model)):
         await resp.write(json.dumps(line).encode() + b"\n")
+        if n == 0 and reply.gate is not None:
+            await reply.gate.wait()
         if reply.delay:
             await asyncio.sleep(reply.delay)
     return resp

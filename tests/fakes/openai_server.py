@@ -70,9 +70,21 @@ async def send(request: web.Request, reply: Reply, stream: bool, model: str) -> 
         return web.Response(status=reply.status, body=body, headers=reply.headers,
                             content_type="application/json")
     if isinstance(reply, Raw):
+        if reply.hang_before:
+            await asyncio.sleep(reply.hang_before)
+        if reply.drop_before:
+            assert request.transport is not None
+            request.transport.close()
+            raise asyncio.CancelledError  # nothing more to send on a closed connection
         resp = web.StreamResponse(status=reply.status, headers={"Content-Type": reply.content_type})
         await resp.prepare(request)
         await resp.write(reply.body)
+        if reply.hang_after:
+            await asyncio.sleep(reply.hang_after)
+        if reply.gate is not None:
+            await reply.gate.wait()
+        if reply.more:
+            await resp.write(reply.more)
         if reply.drop_after:
             assert request.transport is not None
             request.transport.close()
@@ -81,8 +93,10 @@ async def send(request: web.Request, reply: Reply, stream: bool, model: str) -> 
         return web.json_response(render_body(reply, model))
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
-    for chunk in render_chunks(reply, model):
+    for n, chunk in enumerate(render_chunks(reply, model)):
         await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        if n == 0 and reply.gate is not None:
+            await reply.gate.wait()
         if reply.delay:
             await asyncio.sleep(reply.delay)
     await resp.write(b"data: [DONE]\n\n")

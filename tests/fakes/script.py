@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ class Answer:
     cached_tokens: int = 0
     pieces: int = 3  # how many deltas each text / argument string is cut into
     delay: float = 0.0  # seconds between stream chunks
+    gate: asyncio.Event | None = None  # a stream waits for this after its first chunk (a slow answer on cue)
 
 
 @dataclass
@@ -42,6 +44,11 @@ class Raw:
     content_type: str = "text/event-stream"
     status: int = 200
     drop_after: bool = False  # close the connection abruptly after sending
+    drop_before: bool = False  # close the connection before sending anything (not even a status line)
+    hang_before: float = 0.0  # seconds of silence before the status line (a backend hanging before headers)
+    hang_after: float = 0.0  # seconds of silence after ``body``, before the answer ends (a stall mid-stream)
+    gate: asyncio.Event | None = None  # after ``body``, wait for this, then send ``more``
+    more: bytes = b""  # sent after the gate opens (or the hang ends), before the answer ends or drops
 
 
 Reply = Answer | Failure | Raw
