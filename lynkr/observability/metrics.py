@@ -22,6 +22,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 from prometheus_client.exposition import choose_encoder
@@ -81,6 +82,7 @@ class Metrics:
         self.endpoint_of = endpoint_of or (lambda path: path)
         self._streams: weakref.WeakValueDictionary[int, RequestRecord] = weakref.WeakValueDictionary()
         self._shed_seen = 0
+        self._series: dict[tuple[str, str, str], _Series] = {}  # label children, looked up once
 
         self.requests = Counter(
             "lynkr_requests", "HTTP requests answered, by endpoint, serving backend, model and status code",
@@ -144,18 +146,31 @@ class Metrics:
         endpoint = self.endpoint_of(record.path)
         provider = served_by(record)
         model = record.model or NONE
-        status = str(record.status or 0)
-        self.requests.labels(endpoint, provider, model, status).inc()
+        status = record.status or 0
+        key = (endpoint, provider, model)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(self, endpoint, provider, model)
+        requests = series.requests.get(status)
+        if requests is None:
+            requests = series.requests[status] = self.requests.labels(endpoint, provider, model, str(status))
+        requests.inc()
         if record.duration is not None:
-            self.duration.labels(endpoint, provider, model).observe(record.duration)
+            series.duration.observe(record.duration)
         if record.ttft is not None:
-            self.ttft.labels(endpoint, provider, model).observe(record.ttft)
+            if series.ttft is None:
+                series.ttft = self.ttft.labels(*key)
+            series.ttft.observe(record.ttft)
         if record.error_type is not None or (record.status or 0) >= 400:
             self.errors.labels(endpoint, provider, record.error_type or "error").inc()
-        for kind, n in (("input", record.input_tokens), ("output", record.output_tokens),
-                        ("cache_read", record.cache_read_tokens), ("cache_write", record.cache_creation_tokens)):
-            if n:
-                self.tokens.labels(provider, model, kind).inc(n)
+        if record.input_tokens:
+            series.tokens("input").inc(record.input_tokens)
+        if record.output_tokens:
+            series.tokens("output").inc(record.output_tokens)
+        if record.cache_read_tokens:
+            series.tokens("cache_read").inc(record.cache_read_tokens)
+        if record.cache_creation_tokens:
+            series.tokens("cache_write").inc(record.cache_creation_tokens)
         if record.provider is not None:
             if record.cost_usd is not None:
                 self.cost.labels(provider, model).inc(record.cost_usd)
@@ -191,6 +206,28 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
         encoder, content_type = choose_encoder(accept or "")
         return encoder(registry), content_type
+
+
+class _Series:
+    """The label children of one (endpoint, provider, model): ``labels()`` costs a lock and a tuple per call,
+    so the request path looks them up once. Bounded like the labels themselves (routes x backends x models)."""
+
+    __slots__ = ("_tokens", "duration", "metrics", "model", "provider", "requests", "ttft")
+
+    def __init__(self, metrics: Metrics, endpoint: str, provider: str, model: str) -> None:
+        self.metrics = metrics
+        self.provider = provider
+        self.model = model
+        self.requests: dict[int, Any] = {}
+        self.duration = metrics.duration.labels(endpoint, provider, model)
+        self.ttft: Any = None  # streams only: no empty TTFT histogram for endpoints that never stream
+        self._tokens: dict[str, Any] = {}
+
+    def tokens(self, kind: str) -> Any:
+        child = self._tokens.get(kind)
+        if child is None:
+            child = self._tokens[kind] = self.metrics.tokens.labels(self.provider, self.model, kind)
+        return child
 
 
 def cache_result(record: RequestRecord) -> str | None:

@@ -108,110 +108,71 @@ class Telemetry:
 
     # --- reading ---------------------------------------------------------------------------------
 
-    async def percentiles(self, column: str, group: str, since: float, until: float,
-                          ps: Iterable[int] = PERCENTILES) -> dict[Any, dict[str, Any]]:
-        """Nearest-rank percentiles of ``column`` per ``group`` (an SQL expression) over [since, until)."""
-        ps = tuple(ps)
-        ranks = ", ".join(f"(n * {p} + 99) / 100" for p in ps)
-        rows = await self.store.fetchall(
-            f"WITH v AS (SELECT {group} AS g, {column} AS x FROM {TABLE} "
-            f"           WHERE ts >= ? AND ts < ? AND {column} IS NOT NULL), "
-            "r AS (SELECT g, x, ROW_NUMBER() OVER (PARTITION BY g ORDER BY x) AS rn, "
-            "             COUNT(*) OVER (PARTITION BY g) AS n FROM v) "
-            f"SELECT g, n, rn, x FROM r WHERE rn IN ({ranks}) OR rn = n",
-            (since, until))
-        by_group: dict[Any, dict[int, float]] = {}
-        counts: dict[Any, int] = {}
-        for g, n, rn, x in rows:
-            by_group.setdefault(g, {})[rn] = x
-            counts[g] = n
-        out: dict[Any, dict[str, Any]] = {}
-        for g, values in by_group.items():
-            n = counts[g]
-            out[g] = {f"p{p}": _round(values.get(max(1, math.ceil(n * p / 100)))) for p in ps}
-            out[g]["max"] = _round(values.get(n))
-        return out
+    async def _latencies(self, since: float, until: float) -> list[Any]:
+        """(ts, provider, tier, model, latency_ms, ttft_ms) of every row in [since, until)."""
+        return await self.store.fetchall(
+            f"SELECT ts, COALESCE(provider, 'none'), COALESCE(tier, 'none'), COALESCE(model, 'none'), latency_ms, "
+            f"ttft_ms FROM {TABLE} WHERE ts >= ? AND ts < ?", (since, until))
 
     async def aggregate(self, since: float, until: float) -> dict[str, Any]:
-        """Everything ``GET /v1/routing/stats`` reports for [since, until)."""
-        window = (since, until)
-        where = "WHERE ts >= ? AND ts < ?"
-        sums = ("COUNT(*) AS requests, COALESCE(SUM(status >= 400), 0) AS errors, "
-                "COALESCE(SUM(fallback), 0) AS fallbacks, COALESCE(SUM(retries), 0) AS retries, "
-                "COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens, "
-                "COALESCE(SUM(cache_read_tokens), 0) AS cache_read_tokens, "
-                "COALESCE(SUM(cache_write_tokens), 0) AS cache_write_tokens, "
-                "SUM(cost_usd) AS cost_usd, COALESCE(SUM(cost_usd IS NULL AND provider IS NOT NULL "
-                "AND status < 400), 0) AS unpriced, AVG(latency_ms) AS avg_latency_ms, AVG(ttft_ms) AS avg_ttft_ms, "
-                "COALESCE(SUM(cache = 'hit'), 0) AS cache_hits, COALESCE(SUM(cache IS NOT NULL), 0) AS cache_lookups")
-        total = await self.store.fetchone(f"SELECT {sums} FROM {TABLE} {where}", window)
-        providers = await self.store.fetchall(
-            f"SELECT COALESCE(provider, 'none') AS key, {sums} FROM {TABLE} {where} GROUP BY key "
-            "ORDER BY requests DESC", window)
-        tiers = await self.store.fetchall(
-            f"SELECT COALESCE(tier, 'none') AS key, {sums} FROM {TABLE} {where} GROUP BY key "
-            "ORDER BY requests DESC", window)
-        models = await self.store.fetchall(
-            f"SELECT COALESCE(provider, 'none') AS provider, COALESCE(model, 'none') AS model, {sums} FROM {TABLE} "
-            f"{where} GROUP BY provider, model ORDER BY requests DESC LIMIT 100", window)
-        splits = await self.store.fetchall(
-            f"SELECT COALESCE(tier, 'none') AS tier, COALESCE(provider, 'none') AS provider, COUNT(*) AS requests "
-            f"FROM {TABLE} {where} GROUP BY tier, provider ORDER BY requests DESC", window)
-        statuses = await self.store.fetchall(
-            f"SELECT status, COUNT(*) FROM {TABLE} {where} GROUP BY status ORDER BY status", window)
-        error_types = await self.store.fetchall(
-            f"SELECT error_type, COUNT(*) AS n FROM {TABLE} {where} AND error_type IS NOT NULL "
-            "GROUP BY error_type ORDER BY n DESC", window)
-        latency = await self.percentiles("latency_ms", "COALESCE(provider, 'none')", since, until)
-        ttft = await self.percentiles("ttft_ms", "COALESCE(provider, 'none')", since, until)
-        tier_latency = await self.percentiles("latency_ms", "COALESCE(tier, 'none')", since, until)
-        tier_ttft = await self.percentiles("ttft_ms", "COALESCE(tier, 'none')", since, until)
-        model_key = "COALESCE(provider, 'none') || ' ' || COALESCE(model, 'none')"
-        model_latency = await self.percentiles("latency_ms", model_key, since, until)
-        model_ttft = await self.percentiles("ttft_ms", model_key, since, until)
-        latency_all = (await self.percentiles("latency_ms", "1", since, until)).get(1)
-        ttft_all = (await self.percentiles("ttft_ms", "1", since, until)).get(1)
-        reasons = await self.fallback_reasons(since, until)
+        """Everything ``GET /v1/routing/stats`` reports for [since, until): one grouped query for the sums and
+        one for the latencies (percentiles are computed from sorted values), folded here."""
+        groups = await self.store.fetchall(
+            "SELECT COALESCE(provider, 'none'), COALESCE(tier, 'none'), COALESCE(model, 'none'), status, "
+            "error_type, cache, COUNT(*), SUM(fallback), SUM(retries), SUM(input_tokens), SUM(output_tokens), "
+            "SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(cost_usd), "
+            "SUM(cost_usd IS NULL AND provider IS NOT NULL AND status < 400), SUM(latency_ms), COUNT(latency_ms), "
+            f"SUM(ttft_ms), COUNT(ttft_ms) FROM {TABLE} WHERE ts >= ? AND ts < ? "
+            "GROUP BY 1, 2, 3, 4, 5, 6", (since, until))
+        total = _Sums()
+        providers: dict[str, _Sums] = {}
+        tiers: dict[str, _Sums] = {}
+        models: dict[tuple[str, str], _Sums] = {}
+        splits: Counter[tuple[str, str]] = Counter()
+        statuses: Counter[str] = Counter()
+        error_types: Counter[str] = Counter()
+        hits = lookups = 0
+        for row in groups:
+            provider, tier, model, status, error_type, cache = row[:6]
+            for sums in (total, providers.setdefault(provider, _Sums()), tiers.setdefault(tier, _Sums()),
+                         models.setdefault((provider, model), _Sums())):
+                sums.add(row, status)
+            n = row[6]
+            splits[(tier, provider)] += n
+            statuses[str(status)] += n
+            if error_type:
+                error_types[error_type] += n
+            if cache is not None:
+                lookups += n
+                hits += n if cache == "hit" else 0
 
-        def block(row: Any, *, latency_p: dict[str, Any] | None = None,
-                  ttft_p: dict[str, Any] | None = None) -> dict[str, Any]:
-            n = row["requests"]
-            return {
-                "requests": n,
-                "errors": row["errors"],
-                "error_rate": _rate(row["errors"], n),
-                "fallbacks": row["fallbacks"],
-                "retries": row["retries"],
-                "latency_ms": {"avg": _round(row["avg_latency_ms"]), **(latency_p or _empty())},
-                "ttft_ms": {"avg": _round(row["avg_ttft_ms"]), **(ttft_p or _empty())},
-                "tokens": {"input": row["input_tokens"], "output": row["output_tokens"],
-                           "cache_read": row["cache_read_tokens"], "cache_write": row["cache_write_tokens"]},
-                "cost_usd": _money(row["cost_usd"]),
-                "unpriced_requests": row["unpriced"],
-            }
+        lat: dict[str, dict[Any, list[float]]] = {"all": {}, "provider": {}, "tier": {}, "model": {}}
+        ttft: dict[str, dict[Any, list[float]]] = {"all": {}, "provider": {}, "tier": {}, "model": {}}
+        for _, provider, tier, model, latency, first in await self._latencies(since, until):
+            for kind, key in (("all", 1), ("provider", provider), ("tier", tier), ("model", (provider, model))):
+                if latency is not None:
+                    lat[kind].setdefault(key, []).append(latency)
+                if first is not None:
+                    ttft[kind].setdefault(key, []).append(first)
 
-        assert total is not None
-        n = total["requests"]
+        def block(sums: _Sums, kind: str, key: Any) -> dict[str, Any]:
+            return sums.as_dict(percentiles(lat[kind].get(key)), percentiles(ttft[kind].get(key)))
+
+        n = total.requests
         return {
             "since": since,
             "until": until,
-            **block(total, latency_p=latency_all, ttft_p=ttft_all),
-            "by_provider": [{"provider": r["key"], **block(r, latency_p=latency.get(r["key"]),
-                                                           ttft_p=ttft.get(r["key"]))} for r in providers],
-            "by_tier": [{"tier": r["key"], "share": _rate(r["requests"], n),
-                         **block(r, latency_p=tier_latency.get(r["key"]), ttft_p=tier_ttft.get(r["key"]))}
-                        for r in tiers],
-            "by_model": [{"provider": r["provider"], "model": r["model"],
-                          **block(r, latency_p=model_latency.get(f"{r['provider']} {r['model']}"),
-                                  ttft_p=model_ttft.get(f"{r['provider']} {r['model']}"))} for r in models],
-            "routing_split": [{"tier": r["tier"], "provider": r["provider"], "requests": r["requests"],
-                               "share": _rate(r["requests"], n)} for r in splits],
-            "statuses": {str(s): c for s, c in statuses},
-            "errors_by_type": {t: c for t, c in error_types},
-            "fallback_reasons": reasons,
-            "cache": {"hits": total["cache_hits"], "lookups": total["cache_lookups"],
-                      "hit_rate": _rate(total["cache_hits"], total["cache_lookups"])}
-            if total["cache_lookups"] else None,
+            **block(total, "all", 1),
+            "by_provider": [{"provider": k, **block(v, "provider", k)} for k, v in _by_count(providers)],
+            "by_tier": [{"tier": k, "share": _rate(v.requests, n), **block(v, "tier", k)} for k, v in _by_count(tiers)],
+            "by_model": [{"provider": k[0], "model": k[1], **block(v, "model", k)}
+                         for k, v in _by_count(models)[:100]],
+            "routing_split": [{"tier": t, "provider": p, "requests": c, "share": _rate(c, n)}
+                              for (t, p), c in splits.most_common()],
+            "statuses": dict(sorted(statuses.items())),
+            "errors_by_type": dict(error_types.most_common()),
+            "fallback_reasons": await self.fallback_reasons(since, until),
+            "cache": {"hits": hits, "lookups": lookups, "hit_rate": _rate(hits, lookups)} if lookups else None,
         }
 
     async def fallback_reasons(self, since: float, until: float, limit: int = 20) -> list[dict[str, Any]]:
@@ -233,32 +194,37 @@ class Telemetry:
 
     async def timeline(self, since: float, until: float, bucket: float) -> list[dict[str, Any]]:
         """Per-bucket request counts, errors, tokens, cost and latency/TTFT percentiles over [since, until)."""
-        group = f"CAST((ts - {since!r}) / {bucket!r} AS INTEGER)"
         rows = await self.store.fetchall(
-            f"SELECT {group} AS b, COUNT(*) AS requests, COALESCE(SUM(status >= 400), 0) AS errors, "
-            "COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens, "
-            "COALESCE(SUM(cache_read_tokens), 0) AS cache_read_tokens, COALESCE(SUM(cost_usd), 0) AS cost_usd, "
-            "COALESCE(SUM(fallback), 0) AS fallbacks "
-            f"FROM {TABLE} WHERE ts >= ? AND ts < ? GROUP BY b", (since, until))
-        latency = await self.percentiles("latency_ms", group, since, until)
-        ttft = await self.percentiles("ttft_ms", group, since, until)
-        by_bucket = {r["b"]: r for r in rows}
+            "SELECT CAST((ts - ?) / ? AS INTEGER) AS b, COUNT(*), SUM(status >= 400), SUM(input_tokens), "
+            "SUM(output_tokens), SUM(cache_read_tokens), SUM(cost_usd), SUM(fallback) "
+            f"FROM {TABLE} WHERE ts >= ? AND ts < ? GROUP BY b", (since, bucket, since, until))
+        by_bucket = {r[0]: r for r in rows}
+        lat: dict[int, list[float]] = {}
+        ttft: dict[int, list[float]] = {}
+        for ts, latency, first in await self.store.fetchall(
+                f"SELECT ts, latency_ms, ttft_ms FROM {TABLE} WHERE ts >= ? AND ts < ?", (since, until)):
+            b = int((ts - since) / bucket)
+            if latency is not None:
+                lat.setdefault(b, []).append(latency)
+            if first is not None:
+                ttft.setdefault(b, []).append(first)
         out = []
         for b in range(max(1, math.ceil((until - since) / bucket))):
             r = by_bucket.get(b)
-            lat, tt = latency.get(b, {}), ttft.get(b, {})
+            requests = r[1] if r else 0
+            lp, tp = percentiles(lat.get(b)), percentiles(ttft.get(b))
             out.append({
                 "t": since + b * bucket,
-                "requests": r["requests"] if r else 0,
-                "rate_per_s": _round((r["requests"] if r else 0) / bucket, 4),
-                "errors": r["errors"] if r else 0,
-                "fallbacks": r["fallbacks"] if r else 0,
-                "input_tokens": r["input_tokens"] if r else 0,
-                "output_tokens": r["output_tokens"] if r else 0,
-                "cache_read_tokens": r["cache_read_tokens"] if r else 0,
-                "cost_usd": _money(r["cost_usd"]) if r else 0.0,
-                "latency_p50": lat.get("p50"), "latency_p95": lat.get("p95"), "latency_p99": lat.get("p99"),
-                "ttft_p50": tt.get("p50"), "ttft_p95": tt.get("p95"),
+                "requests": requests,
+                "rate_per_s": _round(requests / bucket, 4),
+                "errors": (r[2] or 0) if r else 0,
+                "fallbacks": (r[7] or 0) if r else 0,
+                "input_tokens": (r[3] or 0) if r else 0,
+                "output_tokens": (r[4] or 0) if r else 0,
+                "cache_read_tokens": (r[5] or 0) if r else 0,
+                "cost_usd": _money(r[6] or 0.0) if r else 0.0,
+                "latency_p50": lp["p50"], "latency_p95": lp["p95"], "latency_p99": lp["p99"],
+                "ttft_p50": tp["p50"], "ttft_p95": tp["p95"],
             })
         return out
 
@@ -277,8 +243,67 @@ class Telemetry:
         return out
 
 
-def _empty() -> dict[str, None]:
-    return {f"p{p}": None for p in PERCENTILES} | {"max": None}
+def percentiles(values: list[float] | None, ps: Iterable[int] = PERCENTILES) -> dict[str, float | None]:
+    """Nearest-rank percentiles (and the max) of ``values``; None each when there are none."""
+    if not values:
+        return {**{f"p{p}": None for p in ps}, "max": None}
+    ordered = sorted(values)
+    n = len(ordered)
+    out: dict[str, float | None] = {f"p{p}": _round(ordered[max(1, math.ceil(n * p / 100)) - 1]) for p in ps}
+    out["max"] = _round(ordered[-1])
+    return out
+
+
+class _Sums:
+    """Running sums of one group's rows (folded from the grouped query)."""
+
+    __slots__ = ("cache_read", "cache_write", "cost", "errors", "fallbacks", "input", "latency_n", "latency_sum",
+                 "output", "priced", "requests", "retries", "ttft_n", "ttft_sum", "unpriced")
+
+    def __init__(self) -> None:
+        self.requests = self.errors = self.fallbacks = self.retries = self.unpriced = 0
+        self.input = self.output = self.cache_read = self.cache_write = self.latency_n = self.ttft_n = 0
+        self.cost = self.latency_sum = self.ttft_sum = 0.0
+        self.priced = False
+
+    def add(self, row: Any, status: int | None) -> None:
+        n = row[6]
+        self.requests += n
+        if status is not None and status >= 400:
+            self.errors += n
+        self.fallbacks += row[7] or 0
+        self.retries += row[8] or 0
+        self.input += row[9] or 0
+        self.output += row[10] or 0
+        self.cache_read += row[11] or 0
+        self.cache_write += row[12] or 0
+        if row[13] is not None:
+            self.cost += row[13]
+            self.priced = True
+        self.unpriced += row[14] or 0
+        self.latency_sum += row[15] or 0.0
+        self.latency_n += row[16] or 0
+        self.ttft_sum += row[17] or 0.0
+        self.ttft_n += row[18] or 0
+
+    def as_dict(self, latency: dict[str, Any], ttft: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": _rate(self.errors, self.requests),
+            "fallbacks": self.fallbacks,
+            "retries": self.retries,
+            "latency_ms": {"avg": _round(self.latency_sum / self.latency_n) if self.latency_n else None, **latency},
+            "ttft_ms": {"avg": _round(self.ttft_sum / self.ttft_n) if self.ttft_n else None, **ttft},
+            "tokens": {"input": self.input, "output": self.output, "cache_read": self.cache_read,
+                       "cache_write": self.cache_write},
+            "cost_usd": _money(self.cost) if self.priced else None,
+            "unpriced_requests": self.unpriced,
+        }
+
+
+def _by_count(groups: dict[Any, _Sums]) -> list[tuple[Any, _Sums]]:
+    return sorted(groups.items(), key=lambda kv: (-kv[1].requests, str(kv[0])))
 
 
 def _round(x: float | None, digits: int = 3) -> float | None:
