@@ -21,7 +21,7 @@ import typer.main
 try:  # typer >= 0.20 carries its own copy of click
     from typer._click.core import Context
 except ImportError:  # pragma: no cover
-    from click import Context  # type: ignore[no-redef]
+    from click import Context  # type: ignore[no-redef,assignment]
 
 SHELLS = ("bash", "zsh", "fish")
 FILES = {"bash": "lynkr.bash", "zsh": "_lynkr", "fish": "lynkr.fish"}

@@ -18,7 +18,7 @@ from lynkr.convert.anthropic_stream import (
     parse_tool_input,
     usage_block,
 )
-from lynkr.convert.schema import DEFAULT_DROP, clean_schema
+from lynkr.convert.schema import function_tools
 from lynkr.convert.tables import OLLAMA_DONE_TO_STOP, OLLAMA_THINKING_MODEL
 from lynkr.errors import UpstreamBadResponse, UpstreamServerError
 
@@ -71,14 +71,7 @@ def anthropic_to_ollama(req: dict[str, Any], target: OllamaTarget, *, stream: bo
         out["keep_alive"] = _keep_alive(target.keep_alive)
     tools = hub.function_tools(req)
     if tools and (req.get("tool_choice") or {}).get("type") != "none":
-        out["tools"] = [
-            {"type": "function", "function": {
-                "name": t["name"],
-                "description": t.get("description", ""),
-                "parameters": clean_schema(t["input_schema"], DEFAULT_DROP),
-            }}
-            for t in tools
-        ]
+        out["tools"] = function_tools(tools)
     effort = hub.reasoning_effort(req)
     if OLLAMA_THINKING_MODEL.search(target.model):
         # gpt-oss takes a level; the others a boolean

@@ -18,7 +18,7 @@ from lynkr.convert.anthropic_stream import (
     parse_tool_input,
     usage_block,
 )
-from lynkr.convert.schema import DEFAULT_DROP, clean_schema
+from lynkr.convert.schema import function_tools
 from lynkr.convert.tables import FINISH_TO_STOP, REASONING_MODEL, output_limit
 from lynkr.errors import UpstreamBadResponse, UpstreamError, UpstreamServerError, upstream_error_for_status
 
@@ -91,14 +91,7 @@ def anthropic_to_chat(req: dict[str, Any], target: ChatTarget, *, stream: bool) 
     tools = hub.function_tools(req)
     choice = req.get("tool_choice") or {}
     if tools and choice.get("type") != "none":
-        out["tools"] = [
-            {"type": "function", "function": {
-                "name": t["name"],
-                "description": t.get("description", ""),
-                "parameters": clean_schema(t["input_schema"], DEFAULT_DROP),
-            }}
-            for t in tools
-        ]
+        out["tools"] = function_tools(tools)
         kind = choice.get("type")
         if kind == "any":
             out["tool_choice"] = "required"

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from loguru import logger
@@ -31,6 +31,16 @@ SSE_HEADERS = {
 }
 
 
+class _Watch:
+    """What the watchdog needs: when the client last got bytes, when the backend last sent an event."""
+
+    __slots__ = ("last_event", "last_write", "timed_out")
+
+    def __init__(self, now: float) -> None:
+        self.last_write = self.last_event = now
+        self.timed_out = False
+
+
 async def stream_events(
     request: web.Request,
     first: T,
@@ -44,64 +54,77 @@ async def stream_events(
     idle_timeout: float | None = None,
     tail: bytes = b"",
 ) -> web.StreamResponse:
-    """Write ``first`` and then ``events`` as SSE; the caller has already awaited ``first``."""
+    """Write ``first`` and then ``events`` as SSE; the caller has already awaited ``first``.
+
+    One watchdog task per stream sends the pings and enforces ``idle_timeout`` (by cancelling the
+    writer), so the per-event cost is a write and a timestamp."""
     resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
     await resp.prepare(request)
     loop = asyncio.get_running_loop()
-    last_write = loop.time()
-    pinger = asyncio.create_task(_pings(resp, ping, ping_interval, lambda: last_write)) if ping else None
+    watch = _Watch(loop.time())
+    task = asyncio.current_task()
+    watchdog = (asyncio.create_task(_watchdog(resp, task, watch, ping, ping_interval, idle_timeout))
+                if task is not None and (ping or idle_timeout) else None)
     record = current_record.get()
     try:
         await resp.write(encode(first))
-        last_write = loop.time()
+        watch.last_event = watch.last_write = loop.time()
         if record is not None:
             record.stream = True
             record.first_byte = time.perf_counter()
-        while True:
-            try:
-                async with asyncio.timeout(idle_timeout):
-                    ev = await anext(events)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                who = headers.get("X-Lynkr-Provider") or "the backend"
-                raise UpstreamTimeout(f"{who} went silent for {idle_timeout:g} s mid-answer "
-                                      "(STREAM_IDLE_TIMEOUT_MS)", provider=headers.get("X-Lynkr-Provider", "")
-                                      ) from None
+        async for ev in events:
             await resp.write(encode(ev))
-            last_write = loop.time()
+            watch.last_event = watch.last_write = loop.time()
         if tail:
             await resp.write(tail)
     except ConnectionResetError:
         logger.info("client closed the stream early [{}]", request.get(REQUEST_ID))
     except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if not request.app[SHEDDER].aborting or task is None:
+        if task is None:
             raise
-        task.uncancel()  # the drain's time ran out (LoadShedder.abort): end the stream with an error event
-        await _write_quietly(resp, encode_error(ShuttingDown(ABORTED, retry_after=2)))
+        if watch.timed_out:
+            task.uncancel()
+            who = headers.get("X-Lynkr-Provider") or "the backend"
+            await _write_quietly(resp, encode_error(UpstreamTimeout(
+                f"{who} went silent for {idle_timeout:g} s mid-answer (STREAM_IDLE_TIMEOUT_MS)",
+                provider=headers.get("X-Lynkr-Provider", ""))))
+        elif request.app[SHEDDER].aborting:
+            task.uncancel()  # the drain's time ran out (LoadShedder.abort): end the stream with an error event
+            await _write_quietly(resp, encode_error(ShuttingDown(ABORTED, retry_after=2)))
+        else:
+            raise
     except LynkrError as err:
         await _write_quietly(resp, encode_error(err))
     except Exception:
         logger.opt(exception=True).error("stream failed [{}]", request.get(REQUEST_ID))
         await _write_quietly(resp, encode_error(LynkrError("internal error in lynkr while streaming")))
     finally:
-        if pinger:
-            pinger.cancel()
+        if watchdog:
+            watchdog.cancel()
         await events.aclose()
     return resp
 
 
-async def _pings(resp: web.StreamResponse, frame: bytes, interval: float, last: Callable[[], float]) -> None:
+async def _watchdog(resp: web.StreamResponse, writer: asyncio.Task[Any], watch: _Watch, ping: bytes | None,
+                    ping_interval: float, idle_timeout: float | None) -> None:
+    """Ping the client after ``ping_interval`` of quiet; cancel the writer after ``idle_timeout``
+    without a backend event (it then ends the stream with an error event)."""
     loop = asyncio.get_running_loop()
+    inf = float("inf")
     try:
         while True:
-            wait = interval - (loop.time() - last())
-            if wait > 0:
-                await asyncio.sleep(wait)
+            next_ping = watch.last_write + ping_interval if ping else inf
+            deadline = watch.last_event + idle_timeout if idle_timeout else inf
+            now = loop.time()
+            if now >= deadline:
+                watch.timed_out = True
+                writer.cancel()
+                return
+            if now >= next_ping and ping:
+                await resp.write(ping)
+                watch.last_write = loop.time()
                 continue
-            await resp.write(frame)
-            await asyncio.sleep(interval)
+            await asyncio.sleep(min(next_ping, deadline) - now)
     except (ConnectionResetError, asyncio.CancelledError):
         return
 
