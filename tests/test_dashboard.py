@@ -146,3 +146,38 @@ async def test_dashboard_renders_traffic_in_headless_chromium(openai_upstream, o
     assert all(reason for _, reason in state["recent"])
     assert state["fallbacks"] == ["1 \u00d7 openai: UpstreamServerError"]
     assert shot.exists() and shot.stat().st_size > 20_000
+
+
+ADMIN_KEY = "admin-key-for-the-dashboard-0123"
+
+
+@needs_browser
+async def test_dashboard_behind_the_admin_key(openai_upstream, aiohttp_client):
+    """With LYNKR_ADMIN_KEY, the page and its API need the key; a browser signs in with HTTP Basic (the key as
+    password) and the page's own fetches then carry it."""
+    client = await aiohttp_client(create_app(openai_settings(openai_upstream, lynkr_admin_key=ADMIN_KEY)))
+    openai_upstream.script.enqueue(Answer(text="ok"))
+    assert (await client.post("/v1/messages", json=claude_request())).status == 200
+    assert (await client.get("/dashboard/api/summary")).status == 401
+    challenge = await client.get("/dashboard")  # what makes a browser ask for the key
+    assert challenge.status == 401 and challenge.headers["WWW-Authenticate"].startswith("Basic")
+    assert (await client.get("/metrics/prometheus")).status == 401
+    scraped = await client.get("/metrics/prometheus", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert scraped.status == 200
+
+    problems: list[str] = []
+    assert async_playwright is not None
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = await browser.new_context(http_credentials={"username": "admin", "password": ADMIN_KEY})
+            page = await context.new_page()
+            page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+            await page.goto(str(client.make_url("/dashboard")))
+            await page.wait_for_selector("body[data-loaded='true']", timeout=15_000)
+            assert await page.text_content("#kpi-requests") == "1"
+            assert await page.get_attribute("#status", "data-state") == "live"
+        finally:
+            await browser.close()
+    assert problems == []
