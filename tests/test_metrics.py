@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
-from lynkr.observability.metrics import Metrics, multiprocess_mode
+from lynkr.observability.metrics import Metrics, mark_process_dead, multiprocess_mode, worker_metrics
 from lynkr.observability.record import RequestRecord
 from lynkr.server import create_app
 from lynkr.server.keys import SHEDDER
@@ -257,3 +257,24 @@ async def test_workers_share_metrics_through_multiproc_dir(openai_upstream, tmp_
     assert value(second, "lynkr_tokens_total", provider="openai", model="gpt-4o", type="input") == 15
     assert value(second, "lynkr_tokens_total", provider="openai", model="gpt-4o", type="output") == 10
     assert {p.name.split("_")[0] for p in tmp_path.glob("*.db")} >= {"counter", "histogram", "gauge"}
+
+
+def test_worker_metrics_sets_up_one_shared_directory(tmp_path):
+    env: dict[str, str] = {}
+    with worker_metrics(1, env) as path:  # one process: nothing to share
+        assert path is None and env == {}
+    with worker_metrics(3, env) as path:  # no directory given: a temporary one for this run
+        assert path is not None and path.is_dir() and env["PROMETHEUS_MULTIPROC_DIR"] == str(path)
+        (path / "counter_123.db").write_bytes(b"x")
+    assert not path.exists() and "PROMETHEUS_MULTIPROC_DIR" not in env
+    given = tmp_path / "metrics"
+    given.mkdir()
+    (given / "counter_99.db").write_bytes(b"stale from the last run")
+    (given / "notes.txt").write_text("not ours")
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(given)}
+    with worker_metrics(2, env) as path:
+        assert path == given and not (given / "counter_99.db").exists() and (given / "notes.txt").exists()
+    assert given.exists() and env["PROMETHEUS_MULTIPROC_DIR"] == str(given)  # the user's directory stays
+    (given / "gauge_livesum_4242.db").write_bytes(b"")
+    mark_process_dead(4242, env)
+    assert not (given / "gauge_livesum_4242.db").exists()

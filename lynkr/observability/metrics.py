@@ -10,8 +10,9 @@ Every app has its own ``CollectorRegistry`` (tests build many apps in one proces
 directory and a scrape of any worker aggregates all of them (``MultiProcessCollector``): counters and
 histograms are summed, ``lynkr_active_*`` gauges summed over live workers, breaker states the max over live
 workers (a backend is shown open when any worker has it open). Each worker then also refreshes its gauges
-every few seconds, so a scrape answered by one worker sees the others' state. The directory must be empty
-when lynkr starts, and a supervisor that replaces a dead worker should call ``mark_process_dead(pid)``.
+every few seconds, so a scrape answered by one worker sees the others' state. A supervisor of workers wraps
+their life in ``worker_metrics(n)`` (which sets up the directory, a temporary one unless given) and calls
+``mark_process_dead(pid)`` when one exits.
 
 Which requests count: every request except lynkr's own observability endpoints (``/metrics``,
 ``/health``, ``/dashboard``), so scrapes and dashboard polling do not drown the traffic they measure.
@@ -19,9 +20,14 @@ Which requests count: every request except lynkr's own observability endpoints (
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
@@ -44,10 +50,43 @@ def multiprocess_mode() -> bool:
     return bool(getattr(values.ValueClass, "_multiprocess", False))
 
 
-def mark_process_dead(pid: int) -> None:
-    """For a supervisor of several workers: forget a dead worker's live gauges."""
-    if multiprocess_mode():
-        multiprocess.mark_process_dead(pid)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def worker_metrics(count: int, environ: MutableMapping[str, str] | None = None) -> Iterator[Path | None]:
+    """For a supervisor starting ``count`` worker processes (``lynkr start --workers N``), around their whole life:
+    every worker writes its metrics to one directory, so a scrape answered by any worker counts all of them.
+
+    PROMETHEUS_MULTIPROC_DIR when it is set (emptied of a previous run's files, as prometheus-client requires),
+    else a temporary directory for this run, removed at the end. Workers inherit the environment, so this must
+    wrap their start. One worker: nothing to share, nothing done."""
+    env = os.environ if environ is None else environ
+    if count <= 1:
+        yield None
+        return
+    given = env.get(MULTIPROC_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        yield path
+        return
+    path = Path(tempfile.mkdtemp(prefix="lynkr-metrics-"))
+    env[MULTIPROC_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        env.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def mark_process_dead(pid: int, environ: MutableMapping[str, str] | None = None) -> None:
+    """For that supervisor, when a worker exits: its live gauges (requests in flight...) stop counting."""
+    path = (os.environ if environ is None else environ).get(MULTIPROC_ENV)
+    if path:
+        multiprocess.mark_process_dead(pid, path)
 
 
 @dataclass
