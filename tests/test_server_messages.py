@@ -345,7 +345,8 @@ async def test_observers_get_a_record_of_each_request(openai_upstream, aiohttp_c
     await client.post("/v1/messages", json=claude_request())
     await client.post("/v1/messages", json={"model": "x"})
     streamed, plain, bad = seen
-    assert (streamed.request_id, streamed.stream, streamed.provider, streamed.model) == ("r-1", True, "openai", "gpt-4o")
+    assert (streamed.request_id, streamed.stream, streamed.provider, streamed.model) == (
+        "r-1", True, "openai", "gpt-4o")
     assert (streamed.input_tokens, streamed.output_tokens, streamed.cache_read_tokens) == (30, 5, 20)
     assert streamed.ttft is not None and streamed.duration is not None and streamed.ttft <= streamed.duration
     assert (plain.stream, plain.input_tokens, plain.output_tokens, plain.status) == (False, 9, 2, 200)

@@ -16,6 +16,7 @@ from loguru import logger
 
 from lynkr.observability.redaction import Redactor, install
 
+
 def _text_format(record: Any) -> str:
     rid = record["extra"].get("request_id")
     # the access line already ends with [request id]; say it once
