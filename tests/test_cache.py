@@ -373,3 +373,27 @@ async def test_semantic_cache_without_an_embeddings_backend_is_off(ollama_upstre
     client = await aiohttp_client(create_app(settings))
     resp = await client.get("/v1/admin/cache")
     assert (await resp.json())["semantic_cache"] is False
+
+
+async def test_a_passed_through_chat_stream_is_stored_and_recorded(cached):
+    client, script, _ = cached
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "Count to three"}]}
+    live = await client.post("/v1/chat/completions", json=body, headers={"x-session-id": "chat-s"})
+    assert live.headers["X-Lynkr-Cache"] == "miss"
+    live_text = await live.text()
+    assert "[DONE]" in live_text
+    replay = await client.post("/v1/chat/completions", json=body)
+    assert replay.headers["X-Lynkr-Cache"] == "hit; exact"
+
+    def text_of(raw: str) -> str:
+        out = []
+        for line in raw.splitlines():
+            if line.startswith("data: {"):
+                for choice in json.loads(line[6:]).get("choices") or ():
+                    out.append(choice["delta"].get("content") or "")
+        return "".join(out)
+
+    assert text_of(await replay.text()) == text_of(live_text) != ""
+    assert len(script.requests) == 1
+    turns = (await (await client.get("/v1/sessions/chat-s")).json())["turns"]
+    assert turns[0]["stream"] is True and turns[0]["response"]["content"][0]["text"] == text_of(live_text)

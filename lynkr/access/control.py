@@ -57,6 +57,7 @@ class AccessControl:
         self.counters = counters
         self.redis = redis
         self.overrides: dict[str, dict[str, Any]] = {}
+        self._merged: dict[str, tuple[dict[str, Any], Limits]] = {}
         self.refresh_interval = refresh
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresher: asyncio.Task[None] | None = None
@@ -87,6 +88,7 @@ class AccessControl:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.counters.close()
+        await self.store.close()
 
     # --- who is calling --------------------------------------------------------------------------
 
@@ -128,7 +130,12 @@ class AccessControl:
 
     def limits_for(self, key_id: str) -> Limits:
         over = self.overrides.get(key_id)
-        return self.defaults.with_overrides(over) if over else self.defaults
+        if not over:
+            return self.defaults
+        cached = self._merged.get(key_id)
+        if cached is None or cached[0] is not over:  # recomputed only when the overrides object changes
+            cached = self._merged[key_id] = (over, self.defaults.with_overrides(over))
+        return cached[1]
 
     async def admit(self, caller: Caller) -> Admission | None:
         limits = self.limits_for(caller.key_id)

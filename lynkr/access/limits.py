@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import contextlib
+import functools
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -44,7 +45,7 @@ UPSERT_USAGE = (
 
 
 @dataclass(frozen=True)
-class Limits:
+class Limits:  # frozen, and cached_property needs a __dict__: no slots
     """One key's limits; None means no limit."""
 
     rpm: int | None = None
@@ -65,9 +66,13 @@ class Limits:
     def with_overrides(self, overrides: dict[str, Any]) -> Limits:
         return Limits(**{**asdict(self), **overrides})
 
-    @property
+    @functools.cached_property
     def any(self) -> bool:
-        return any(v is not None for v in asdict(self).values())
+        return any(getattr(self, f) is not None for f in LIMIT_FIELDS)
+
+    @functools.cached_property
+    def budgets(self) -> bool:
+        return any(v is not None for period in ("day", "month") for v in self.budget(period))
 
     def budget(self, period: str) -> tuple[int | None, int | None, float | None]:
         if period == "day":
@@ -107,12 +112,17 @@ def validate_overrides(body: Any) -> dict[str, Any]:
 
 
 def periods(now: float) -> dict[str, tuple[str, float]]:
-    """{'day': (period id, seconds until it ends), 'month': (...)} in UTC."""
+    """{'day': (period id, seconds until it ends), 'month': (...)} in UTC (to the second)."""
+    return _periods(int(now))
+
+
+@functools.lru_cache(maxsize=4)
+def _periods(now: int) -> dict[str, tuple[str, float]]:
     t = datetime.fromtimestamp(now, UTC)
     day_end = calendar.timegm((t.year, t.month, t.day, 0, 0, 0)) + 86_400
     year, month = (t.year + 1, 1) if t.month == 12 else (t.year, t.month + 1)
     month_end = calendar.timegm((year, month, 1, 0, 0, 0))
-    return {"day": (f"d:{t:%Y-%m-%d}", day_end - now), "month": (f"m:{t:%Y-%m}", month_end - now)}
+    return {"day": (f"d:{t:%Y-%m-%d}", float(day_end - now)), "month": (f"m:{t:%Y-%m}", float(month_end - now))}
 
 
 # --- token buckets ---------------------------------------------------------------------------------
@@ -242,14 +252,40 @@ class Counters(Protocol):
 
 
 class LimitsStore:
-    """Per-key overrides and usage history in SQLite (the store every instance on this machine shares)."""
+    """Per-key overrides and usage history in SQLite (the store every instance on this machine shares).
+    Usage is added up in memory and written as one upsert per key and period every ``push_every`` seconds
+    (a crash forgets at most that long of counting, never a limit change)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, push_every: float = 1.0) -> None:
         self.db = db
+        self.push_every = push_every
+        self._unpushed: dict[tuple[str, str], Usage] = {}
+        self._pusher: asyncio.Task[None] | None = None
 
     async def open(self) -> LimitsStore:
         await self.db.migrate("access", MIGRATIONS)
+        self._pusher = asyncio.create_task(self._push_loop(), name="usage-push")
         return self
+
+    async def close(self) -> None:
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pusher
+        self.push()
+        await self.db.flush()
+
+    def push(self) -> None:
+        """Queue the usage counted since the last push (one upsert per key and period)."""
+        pending, self._unpushed = self._unpushed, {}
+        now = time.time()
+        for (key_id, period), u in pending.items():
+            self.db.enqueue(UPSERT_USAGE, (key_id, period, u.requests, u.tokens, u.cost_usd, now))
+
+    async def _push_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.push_every)
+            self.push()
 
     async def overrides(self) -> dict[str, dict[str, Any]]:
         rows = await self.db.fetchall("SELECT key_id, overrides FROM access_limits")
@@ -266,7 +302,10 @@ class LimitsStore:
         await self.db.execute("DELETE FROM access_limits WHERE key_id = ?", (key_id,))
 
     def record_usage(self, key_id: str, period: str, used: Usage) -> None:
-        self.db.enqueue(UPSERT_USAGE, (key_id, period, used.requests, used.tokens, used.cost_usd, time.time()))
+        total = self._unpushed.get((key_id, period))
+        if total is None:
+            total = self._unpushed[(key_id, period)] = Usage()
+        total.add(used)
 
     async def usage_rows(self, period_ids: list[str], key_id: str | None = None) -> dict[tuple[str, str], Usage]:
         marks = ",".join("?" * len(period_ids))
@@ -337,8 +376,7 @@ class MemoryCounters:
     async def admit(self, key_id: str, limits: Limits) -> Admission:
         now = time.time()
         adm = Admission(limits)
-        if limits.daily_requests or limits.daily_tokens or limits.daily_usd or limits.monthly_requests \
-                or limits.monthly_tokens or limits.monthly_usd:
+        if limits.budgets:
             used = await self._used(key_id, now)
             totals = {}
             for name, ku in used.items():
@@ -395,6 +433,7 @@ class MemoryCounters:
             return
         snapshot = {k: Usage(v.pending.requests, v.pending.tokens, v.pending.cost_usd)
                     for k, v in self.usage_by_key.items()}
+        self.store.push()
         await self.store.db.flush()  # our own counts are in the rows read next
         pids = sorted({v.period for v in self.usage_by_key.values()})
         rows = await self.store.usage_rows(pids)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,11 +220,12 @@ class AnswerCache:
         complete, store the answer."""
         seen = [first] if first is not None else []
         complete = False
-        async for ev in events:
-            seen.append(ev)
-            yield ev
-            if ev["type"] == "message_stop":
-                complete = True
+        async with aclosing(events):
+            async for ev in events:
+                seen.append(ev)
+                yield ev
+                if ev["type"] == "message_stop":
+                    complete = True
         wanted = answer_sink.get() is not None
         if complete and (wanted or (look.key is not None and not look.hit)):
             try:

@@ -4,9 +4,11 @@ call so they stay thin (``lookup`` before dispatching, ``replay`` on a hit, ``An
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
+import orjson
 from aiohttp import web
 from loguru import logger
 
@@ -19,11 +21,14 @@ from lynkr.cache.store import (
     SqliteExactStore,
     SqliteSemanticStore,
 )
-from lynkr.convert.openai_chat import chat_to_anthropic
+from lynkr.convert.anthropic_stream import fold_events
+from lynkr.convert.openai_chat import chat_stream_to_anthropic, chat_to_anthropic
 from lynkr.dispatch import Dispatcher, Route
 from lynkr.errors import LynkrError, NotConfigured, UpstreamBadResponse
 from lynkr.server.access import CALLER, SHARED
 from lynkr.server.keys import DISPATCHER, SETTINGS, STORE
+from lynkr.sse import SSEDecoder
+from lynkr.store.sessions import answer_sink, capture
 
 ANSWERS = web.AppKey("answers", AnswerCache)
 
@@ -91,4 +96,35 @@ async def store_chat(request: web.Request, look: Lookup, completion: dict[str, A
         message = chat_to_anthropic(completion, model=str(completion.get("model") or route.model))
     except LynkrError:
         return
+    await request.app[ANSWERS].store(look, message, provider=route.provider.backend.name, model=route.model)
+
+
+async def tap_chat_bytes(request: web.Request, look: Lookup, chunks: AsyncGenerator[bytes, None], *,
+                         route: Route, model: str) -> AsyncGenerator[bytes, None]:
+    """A passed-through Chat Completions stream (bytes, unchanged): when it ends with ``[DONE]``, fold it into
+    the answer for the cache and the session transcript. Costs nothing when neither wants it."""
+    wanted = answer_sink.get() is not None or (look.key is not None and not look.hit)
+    seen: list[bytes] = []
+    async with aclosing(chunks):
+        async for chunk in chunks:
+            if wanted:
+                seen.append(chunk)
+            yield chunk
+    if not wanted:
+        return
+    decoder = SSEDecoder()
+    events = decoder.feed(b"".join(seen)) + decoder.close()
+    if not events or events[-1].data.strip() != "[DONE]":
+        return  # cut short: not a complete answer
+    try:
+        parsed = [orjson.loads(e.data) for e in events[:-1] if e.data.strip()]
+
+        async def replay() -> AsyncGenerator[dict[str, Any], None]:
+            for item in parsed:
+                yield item
+
+        message = fold_events([ev async for ev in chat_stream_to_anthropic(replay(), model=model)])
+    except (orjson.JSONDecodeError, LynkrError, ValueError):
+        return
+    capture(message)
     await request.app[ANSWERS].store(look, message, provider=route.provider.backend.name, model=route.model)

@@ -89,7 +89,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
     def opener(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[bytes, None]:
         if isinstance(route.provider, ChatCompletionsBackend):  # same dialect: bytes pass through
-            return route.provider.chat_stream(body, route.model)
+            return answers.tap_chat_bytes(request, look, route.provider.chat_stream(body, route.model), route=route,
+                                          model=body["model"])
         events = cache.tap(look, route.provider.stream_message(prepared, route.model),
                            provider=route.provider.backend.name, model=route.model)
         return _sse(hub_stream_to_chat(events, model=body["model"], include_usage=include_usage))
