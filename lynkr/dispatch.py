@@ -224,6 +224,8 @@ class Dispatcher:
         the backend's breaker: ``_watch`` records the stream's outcome when it ends."""
         errors: list[str] = list(plan.skipped)
         record = current_record.get()
+        if record is not None:
+            record.client_model = str(req.get("model", "")) or None
         last: UpstreamError | None = None
         retry_after: float | None = None
         for n, route in enumerate(plan.routes):

@@ -265,3 +265,21 @@ async def test_responses_bad_input(lynkr_openai, body, param):
     resp = await client.post("/v1/responses", json=body)
     assert resp.status == 400
     assert (await resp.json())["error"]["param"] == param
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_chat_passthrough_usage_is_recorded(openai_upstream, aiohttp_client, stream):
+    from lynkr.server.keys import OBSERVERS
+
+    app = create_app(openai_settings(openai_upstream))
+    records: list = []
+    app[OBSERVERS].append(records.append)
+    client = await aiohttp_client(app)
+    openai_upstream.script.enqueue(Answer(text="hi", prompt_tokens=40, completion_tokens=6, cached_tokens=30))
+    resp = await client.post("/v1/chat/completions", json={
+        "model": "gpt-4o", "stream": stream, "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "x"}]})
+    await resp.read()
+    [record] = records
+    assert (record.client_model, record.provider) == ("gpt-4o", "openai")
+    assert (record.input_tokens, record.output_tokens, record.cache_read_tokens) == (10, 6, 30)

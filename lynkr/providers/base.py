@@ -156,7 +156,8 @@ class ChatCompletionsBackend(Protocol):
 
     async def chat_completion(self, body: dict[str, Any], model: str) -> dict[str, Any]: ...
 
-    def chat_stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[bytes, None]: ...
+    def chat_stream(self, body: dict[str, Any], model: str,
+                    observe: Callable[[dict[str, Any]], None] | None = None) -> AsyncGenerator[bytes, None]: ...
 
 
 ProviderFactory = Callable[[BackendSettings, aiohttp.ClientSession, Settings], Provider]

@@ -179,13 +179,20 @@ class OpenAICompatProvider(Provider):
                                       provider=self.backend.name)
         return data
 
-    async def chat_stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[bytes, None]:
+    async def chat_stream(self, body: dict[str, Any], model: str,
+                          observe: Callable[[dict[str, Any]], None] | None = None) -> AsyncGenerator[bytes, None]:
         """The backend's SSE bytes, whole events only; an in-band error event (OpenRouter sends them in 200
         answers) raises instead, so it is retried or falls back like an error status, or ends the client's
-        stream with lynkr's own error event."""
+        stream with lynkr's own error event. ``observe`` sees each event (usage accounting)."""
+
+        def inspect(event: Any) -> None:
+            _raise_in_band_error(event)
+            if observe is not None and isinstance(event, dict):
+                observe(event)
+
         async with post(self.http, self.url, self._passthrough(body, model), provider=self.backend.name,
                         headers=self.headers, timeout=self.timeout) as resp:
-            async for chunk in sse_passthrough(resp, self.backend.name, _raise_in_band_error):
+            async for chunk in sse_passthrough(resp, self.backend.name, inspect):
                 yield chunk
 
     # --- Anthropic clients, through the hub ------------------------------------------------------

@@ -12,9 +12,11 @@ import orjson
 from aiohttp import web
 
 from lynkr.convert.chat_inbound import chat_request_to_hub, hub_message_to_chat, hub_stream_to_chat
+from lynkr.convert.openai_chat import chat_usage as openai_usage_to_anthropic
 from lynkr.convert.responses import ResponsesStream, hub_message_to_response, new_id, responses_request_to_hub
 from lynkr.dispatch import Route
 from lynkr.errors import InvalidRequest, LynkrError, openai_error_body
+from lynkr.observability.record import current_record
 from lynkr.providers.base import ChatCompletionsBackend
 from lynkr.server import answers
 from lynkr.server.answers import ANSWERS
@@ -55,6 +57,13 @@ async def _sse(chunks: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[b
     yield DONE
 
 
+def _count_chat_usage(event: dict[str, Any]) -> None:
+    """A passed-through Chat Completions answer's (or stream chunk's) usage, into the request record."""
+    usage = event.get("usage")
+    if usage and (record := current_record.get()) is not None:
+        record.add_usage(openai_usage_to_anthropic(usage))
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await _object(request)
     hub = chat_request_to_hub(body)  # validates the request, and is what routing reads
@@ -70,7 +79,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
         async def call(route: Route, prepared: dict[str, Any]) -> dict[str, Any]:
             if isinstance(route.provider, ChatCompletionsBackend):
-                return await route.provider.chat_completion(body, route.model)
+                completion = await route.provider.chat_completion(body, route.model)
+                _count_chat_usage(completion)
+                return completion
             message = await route.provider.create_message(prepared, route.model)
             return hub_message_to_chat(message, model=body["model"])
 
@@ -89,8 +100,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
     def opener(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[bytes, None]:
         if isinstance(route.provider, ChatCompletionsBackend):  # same dialect: bytes pass through
-            return answers.tap_chat_bytes(request, look, route.provider.chat_stream(body, route.model), route=route,
-                                          model=body["model"])
+            raw = route.provider.chat_stream(body, route.model, observe=_count_chat_usage)
+            return answers.tap_chat_bytes(request, look, raw, route=route, model=body["model"])
         events = cache.tap(look, route.provider.stream_message(prepared, route.model),
                            provider=route.provider.backend.name, model=route.model)
         return _sse(hub_stream_to_chat(events, model=body["model"], include_usage=include_usage))
