@@ -19,6 +19,7 @@ from loguru import logger
 from lynkr.errors import LynkrError, UpstreamTimeout
 from lynkr.observability.record import current_record
 from lynkr.resilience.shedding import ABORTED, ShuttingDown
+from lynkr.server.batching import Pending, next_batch
 from lynkr.server.keys import REQUEST_ID, SHEDDER
 
 T = TypeVar("T")
@@ -66,15 +67,25 @@ async def stream_events(
     watchdog = (asyncio.create_task(_watchdog(resp, task, watch, ping, ping_interval, idle_timeout))
                 if task is not None and (ping or idle_timeout) else None)
     record = current_record.get()
+    pending: Pending[T] | None = None
     try:
         await resp.write(encode(first))
         watch.last_event = watch.last_write = loop.time()
         if record is not None:
             record.stream = True
             record.first_byte = time.perf_counter()
-        async for ev in events:
-            await resp.write(encode(ev))
-            watch.last_event = watch.last_write = loop.time()
+        # events come in runs (several per upstream read): each run goes out in one write
+        items: list[T] = []
+        while True:
+            pending = next_batch(events, items)
+            if items:
+                await resp.write(b"".join([encode(item) for item in items]))
+                watch.last_event = watch.last_write = loop.time()
+                items.clear()
+            if pending is None:
+                break
+            items.append(await pending)
+            pending = None
         if tail:
             await resp.write(tail)
     except ConnectionResetError:
@@ -101,6 +112,8 @@ async def stream_events(
     finally:
         if watchdog:
             watchdog.cancel()
+        if pending is not None:
+            pending.close()
         await events.aclose()
     return resp
 

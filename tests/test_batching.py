@@ -1,0 +1,85 @@
+"""next_batch: everything an async generator gives without waiting, in one go; nothing lost or stuck."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from lynkr.server.batching import next_batch
+
+
+def make(log: list[str], fail_after: int | None = None):
+    async def gen():
+        try:
+            for i in range(3):
+                yield i
+            await asyncio.sleep(0.001)  # a real wait (I/O)
+            yield 3
+            yield 4
+            if fail_after is not None:
+                raise ValueError("backend broke")
+            await asyncio.sleep(0.001)
+            yield 5
+        finally:
+            log.append("closed")
+
+    return gen()
+
+
+async def test_runs_are_taken_whole_and_waits_are_awaited():
+    log: list[str] = []
+    events = make(log)
+    out: list[int] = []
+    pending = next_batch(events, out)
+    assert out == [0, 1, 2] and pending is not None
+    out = [await pending]
+    pending = next_batch(events, out)
+    assert out == [3, 4] and pending is not None
+    assert await pending == 5
+    assert next_batch(events, []) is None
+    assert log == ["closed"]
+
+
+async def test_a_failure_after_items_is_raised_only_after_they_are_taken():
+    events = make([], fail_after=1)
+    pending = next_batch(events, [])  # 0, 1, 2 then the wait
+    assert pending is not None
+    out: list[int] = [await pending]  # 3
+    failing = next_batch(events, out)
+    assert out == [3, 4] and failing is not None
+    with pytest.raises(ValueError, match="backend broke"):
+        await failing
+
+
+async def test_abandoned_and_cancelled_steps_leave_the_generator_closable():
+    log: list[str] = []
+    events = make(log)
+    pending = next_batch(events, [])
+    assert pending is not None
+    pending.close()
+    await events.aclose()
+    assert log == ["closed"]
+
+    log.clear()
+    events = make(log)
+    pending = next_batch(events, [])
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(pending, 0.0001)  # cancellation reaches the generator
+    await events.aclose()
+    assert log == ["closed"]
+
+
+async def test_limit_yields_to_the_loop():
+    async def endless():
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    events = endless()
+    out: list[int] = []
+    pending = next_batch(events, out, limit=10)
+    assert out == list(range(10))
+    assert pending is not None and await pending == 10
+    await events.aclose()
