@@ -8,8 +8,8 @@
     │   ├── MethodNotAllowed         405     invalid_request_error   invalid_request_error
     │   └── RequestTooLarge          413     request_too_large       invalid_request_error
     ├── AccessError                  inbound access control (lynkr.access): the caller, not the backend
-    │   ├── AuthenticationFailed     401     authentication_error    invalid_request_error (code invalid_api_key)
-    │   ├── PermissionDenied         403     permission_error        permission_error
+    │   ├── AuthenticationFailed     401     authentication_error    invalid_request_error (+ x-should-retry: false)
+    │   ├── PermissionDenied         403     permission_error        permission_error      (+ x-should-retry: false)
     │   ├── RateLimitExceeded        429     rate_limit_error        rate_limit_exceeded  (+ retry-after, ratelimit)
     │   └── BudgetExceeded           429     rate_limit_error        insufficient_quota   (+ x-should-retry: false)
     ├── NotConfigured                501     api_error               not_configured  (+ x-should-retry: false)
@@ -243,8 +243,8 @@ def error_headers(err: LynkrError) -> dict[str, str]:
     if isinstance(err, NotConfigured):
         return {"x-should-retry": "false"}
     headers = dict(err.headers) if isinstance(err, AccessError) else {}
-    if isinstance(err, BudgetExceeded):
-        headers["x-should-retry"] = "false"
+    if isinstance(err, BudgetExceeded | AuthenticationFailed | PermissionDenied):
+        headers["x-should-retry"] = "false"  # the same key, again, cannot do better
     if err.retry_after is not None:
         # whole seconds, rounded up: a client that waits exactly this long is let in
         headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))

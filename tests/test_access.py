@@ -83,6 +83,7 @@ async def test_anthropic_dialect_rejects_missing_and_wrong_keys(gate, headers):
     assert resp.status == 401
     body = await resp.json()
     assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+    assert resp.headers["x-should-retry"] == "false"  # SDKs and Claude Code would retry a 401 otherwise
     assert ("missing" if not headers else "invalid") in body["error"]["message"]
     assert script.requests == []  # never reached a backend
 

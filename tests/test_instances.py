@@ -172,5 +172,8 @@ async def test_kill_9_during_heavy_writes_loses_no_committed_row(openai_upstream
             turns = (await resp.json())["turns"] if resp.status == 200 else []
     print(f"acknowledged {len(acknowledged)} limit writes, answered {answered} requests, {len(turns)} turns of s0 kept")
     for t in turns:  # queued turns may be lost to the crash, but none is half-written
-        assert t["request"]["messages"][-1]["content"].startswith("turn ")
-        assert t["response"]["content"][0]["text"].startswith("ok")
+        assert t["request"]["messages"][-1]["content"].startswith("turn "), t
+        if t["status"] == 200:
+            assert t["response"]["content"][0]["text"].startswith("ok"), t
+        else:  # refused under load (shed, timed out): recorded whole, as an error
+            assert t["response"]["error"]["message"], t

@@ -218,16 +218,17 @@ class AnswerCache:
                   model: str | None, first: Event | None = None) -> AsyncGenerator[Event, None]:
         """Pass a live stream's events through (``first``: one already taken from it); when the stream ends
         complete, store the answer."""
+        wanted = answer_sink.get() is not None or (look.key is not None and not look.hit)
         seen = [first] if first is not None else []
         complete = False
         async with aclosing(events):
             async for ev in events:
-                seen.append(ev)
+                if wanted:  # kept only for someone who will fold them
+                    seen.append(ev)
                 yield ev
                 if ev["type"] == "message_stop":
                     complete = True
-        wanted = answer_sink.get() is not None
-        if complete and (wanted or (look.key is not None and not look.hit)):
+        if complete and wanted:
             try:
                 message = fold_events(seen)
             except ValueError:

@@ -52,7 +52,10 @@ async def transcripts(request: web.Request, handler: Handler) -> web.StreamRespo
 
 async def _record(request: web.Request, record: Any, resp: web.StreamResponse | None, failure: LynkrError | None,
                   sink: list[Any]) -> None:
-    raw = await request.read()  # what the handler read: aiohttp keeps it
+    try:
+        raw = await request.read()  # what the handler read: aiohttp keeps it
+    except web.HTTPException:  # a body lynkr refused to read (too large): nothing to record
+        return
     try:
         body = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:
