@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-4o"
     openai_endpoint: str = "https://api.openai.com/v1/chat/completions"
     openai_organization: str | None = None
+    # which OpenAI API serves requests: Chat Completions, or the Responses API ({base}/responses)
+    openai_api: Literal["chat", "responses"] = "chat"
 
     # --- OpenRouter ---
     openrouter_api_key: SecretStr | None = None

@@ -18,6 +18,7 @@ from lynkr.providers.bedrock import BedrockProvider
 from lynkr.providers.gemini import GeminiProvider
 from lynkr.providers.ollama import OllamaProvider
 from lynkr.providers.openai_compat import OpenAICompatProvider
+from lynkr.providers.openai_responses import openai_provider
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,18 @@ class Registration:
 
 
 REGISTRY: dict[str, Registration] = {
-    "openai": Registration(OpenAICompatProvider, BackendSpec(
+    # openai and azure-openai: Chat Completions, or the Responses API when OPENAI_API / the endpoint URL says so
+    "openai": Registration(openai_provider, BackendSpec(
         "openai_endpoint", "openai_model", "openai_api_key", required=("openai_api_key",),
-        extra=("openai_organization",), embeddings_model="openai_embeddings_model")),
+        extra=("openai_organization", "openai_api"), embeddings_model="openai_embeddings_model")),
     "openrouter": Registration(OpenAICompatProvider, BackendSpec(
         "openrouter_endpoint", "openrouter_model", "openrouter_api_key", required=("openrouter_api_key",),
         embeddings_model="openrouter_embeddings_model")),
-    "azure-openai": Registration(OpenAICompatProvider, BackendSpec(
+    "azure-openai": Registration(openai_provider, BackendSpec(
         "azure_openai_endpoint", "azure_openai_deployment", "azure_openai_api_key",
         required=("azure_openai_api_key", "azure_openai_endpoint"), extra=("azure_openai_api_version",),
-        hint="(AZURE_OPENAI_ENDPOINT is e.g. https://NAME.openai.azure.com)")),
+        hint="(AZURE_OPENAI_ENDPOINT is e.g. https://NAME.openai.azure.com, or a Responses API URL such as "
+             "https://NAME.openai.azure.com/openai/v1/responses)")),
     "llamacpp": Registration(OpenAICompatProvider, BackendSpec(
         "llamacpp_endpoint", "llamacpp_model", "llamacpp_api_key", "llamacpp_timeout_ms",
         embeddings_endpoint="llamacpp_embeddings_endpoint")),

@@ -160,4 +160,15 @@ class ChatCompletionsBackend(Protocol):
                     observe: Callable[[dict[str, Any]], None] | None = None) -> AsyncGenerator[bytes, None]: ...
 
 
+@runtime_checkable
+class ResponsesBackend(Protocol):
+    """A backend that speaks the OpenAI Responses API itself: Responses clients (Codex) pass straight through,
+    ``previous_response_id`` included. ``response_stream`` yields whole SSE events; ``observe`` sees each one."""
+
+    async def create_response(self, body: dict[str, Any], model: str) -> dict[str, Any]: ...
+
+    def response_stream(self, body: dict[str, Any], model: str,
+                        observe: Callable[[dict[str, Any]], None] | None = None) -> AsyncGenerator[bytes, None]: ...
+
+
 ProviderFactory = Callable[[BackendSettings, aiohttp.ClientSession, Settings], Provider]

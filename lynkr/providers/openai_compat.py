@@ -85,6 +85,7 @@ def chat_url(backend: BackendSettings) -> str:
         return f"{url}/openai/deployments/{backend.model}/chat/completions?{version}"
     if url.endswith("/chat/completions"):
         return url
+    url = url.removesuffix("/responses")  # a Responses API URL (OPENAI_API=responses): its Chat sibling
     if url.endswith("/v1"):
         return url + "/chat/completions"
     return url + "/v1/chat/completions"

@@ -1,11 +1,14 @@
 """OpenAI dialects: ``POST /v1/chat/completions`` (Cursor, Continue, SDKs) and ``POST /v1/responses``
-(Codex). Chat clients pass straight through to a backend that speaks Chat Completions; otherwise
-both dialects are converted through the Anthropic hub, streams translated as they arrive."""
+(Codex). Chat clients pass straight through to a backend that speaks Chat Completions, Responses clients to one
+that speaks the Responses API; otherwise both dialects are converted through the Anthropic hub, streams
+translated as they arrive."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from functools import partial
 from typing import Any
 
 import orjson
@@ -13,11 +16,18 @@ from aiohttp import web
 
 from lynkr.convert.chat_inbound import chat_request_to_hub, hub_message_to_chat, hub_stream_to_chat
 from lynkr.convert.openai_chat import chat_usage as openai_usage_to_anthropic
-from lynkr.convert.responses import ResponsesStream, hub_message_to_response, new_id, responses_request_to_hub
+from lynkr.convert.responses import (
+    ResponsesStream,
+    hub_message_to_response,
+    new_id,
+    response_skeleton,
+    responses_request_to_hub,
+)
+from lynkr.convert.responses_backend import FINAL_EVENTS, PassthroughWatch, responses_usage
 from lynkr.dispatch import Route
 from lynkr.errors import InvalidRequest, LynkrError, openai_error_body
-from lynkr.observability.record import current_record
-from lynkr.providers.base import ChatCompletionsBackend
+from lynkr.observability.record import current_record, tap_usage
+from lynkr.providers.base import ChatCompletionsBackend, ResponsesBackend
 from lynkr.server import answers
 from lynkr.server.answers import ANSWERS
 from lynkr.server.keys import DISPATCHER, LOG_SUFFIX, RESPONSES, SETTINGS
@@ -119,48 +129,108 @@ def _frame(ev: dict[str, Any]) -> bytes:
     return b"event: " + ev["type"].encode() + b"\n" + _data(ev)
 
 
+async def _frames(events: AsyncGenerator[dict[str, Any], None],
+                  on_final: Callable[[dict[str, Any]], None]) -> AsyncGenerator[bytes, None]:
+    async with aclosing(events):
+        async for ev in events:
+            if ev["type"] in FINAL_EVENTS:
+                on_final(ev["response"])
+            yield _frame(ev)
+
+
+def _hub_events(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+    events = route.provider.stream_message(prepared, route.model)
+    record = current_record.get()
+    return tap_usage(events, record) if record is not None else events
+
+
+def _count_responses_usage(response: dict[str, Any]) -> None:
+    """A passed-through Responses answer's usage, into the request record."""
+    if (usage := response.get("usage")) and (record := current_record.get()) is not None:
+        record.add_usage(responses_usage(usage))
+
+
+# the event that ends a client's stream when its backend fails (None: the backend's own already did)
+Closer = Callable[[LynkrError], dict[str, Any] | None]
+
+
+def _passed_stream(backend: ResponsesBackend, model: str, body: dict[str, Any], response_id: str
+                   ) -> tuple[AsyncGenerator[bytes, None], Closer]:
+    """A Responses backend's stream for a Responses client: its bytes, unchanged."""
+    watch = PassthroughWatch()
+    skeleton = response_skeleton(body, response_id, time.time(), "in_progress")
+
+    def observe(ev: dict[str, Any]) -> None:
+        watch.observe(ev)
+        if ev.get("type") in FINAL_EVENTS and isinstance(ev.get("response"), dict):
+            _count_responses_usage(ev["response"])
+            capture(ev["response"])  # the session transcript's answer
+
+    return (backend.response_stream(body, model, observe=observe),
+            lambda err: watch.failed(err.message, err.openai_type, skeleton))
+
+
 async def responses(request: web.Request) -> web.StreamResponse:
+    """Same dialect (a Responses backend): the client's body passes through with only the model mapped,
+    ``previous_response_id`` included. Otherwise through the hub, which rebuilds a conversation from
+    lynkr's own store of the responses it answered."""
     body = await _object(request)
     store = request.app[RESPONSES]
     settings = request.app[SETTINGS]
-    history: list[dict[str, Any]] = []
-    if body.get("previous_response_id"):
-        found = store.get(body["previous_response_id"])
-        if found is None:
-            raise InvalidRequest(f"Previous response with id '{body['previous_response_id']}' not found.",
-                                 field="previous_response_id")
-        history = found
+    previous = body.get("previous_response_id")
+    kept = store.get(previous) if previous else None
+    history = kept or []
     hub, tool_map = responses_request_to_hub(body, history)
     new_input = [{"role": "user", "content": body["input"]}] if isinstance(body["input"], str) else body["input"]
     dispatcher = request.app[DISPATCHER]
     response_id = new_id("resp")
 
-    if not body.get("stream"):
-        route, message = await dispatcher.create_message(hub, request.headers)
-        request[LOG_SUFFIX] = f" {body['model']} -> {route.describe()}"
-        response = hub_message_to_response(message, body=body, tool_map=tool_map, response_id=response_id)
+    def through_hub() -> None:
+        if previous and kept is None:
+            raise InvalidRequest(f"Previous response with id '{previous}' not found.", field="previous_response_id")
+
+    def keep(response: dict[str, Any], *, streamed: bool = False) -> None:
         store.put(response_id, history, new_input, response["output"])
+        if streamed:
+            capture(response)  # the session transcript's answer
+
+    if not body.get("stream"):
+        async def call(route: Route, prepared: dict[str, Any]) -> dict[str, Any]:
+            if isinstance(route.provider, ResponsesBackend):
+                passed = await route.provider.create_response(body, route.model)
+                _count_responses_usage(passed)
+                return passed
+            through_hub()
+            message = await route.provider.create_message(prepared, route.model)
+            if (record := current_record.get()) is not None:
+                record.add_usage(message.get("usage"))
+            response = hub_message_to_response(message, body=body, tool_map=tool_map, response_id=response_id)
+            keep(response)
+            return response
+
+        route, response = await dispatcher.run(hub, request.headers, call)
+        request[LOG_SUFFIX] = f" {body['model']} -> {route.describe()}"
         return json_response(response, route.headers())
 
-    translators: list[ResponsesStream] = []
+    closers: list[Closer] = []  # one per attempt; the last one's serves
 
-    def opener(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
-        translators.append(ResponsesStream(body, tool_map, response_id=response_id))
-        return translators[-1].translate(route.provider.stream_message(prepared, route.model))
+    def opener(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[bytes, None]:
+        if isinstance(route.provider, ResponsesBackend):  # same dialect: bytes pass through
+            stream, close = _passed_stream(route.provider, route.model, body, response_id)
+        else:
+            through_hub()
+            translator = ResponsesStream(body, tool_map, response_id=response_id)
+            stream = _frames(translator.translate(_hub_events(route, prepared)), partial(keep, streamed=True))
+            close = translator.failed
+        closers.append(close)
+        return stream
 
     opened = await dispatcher.open(hub, request.headers, opener)
     request[LOG_SUFFIX] = f" {body['model']} -> {opened.route.describe()}"
-    translator = translators[-1]
-
-    def encode(ev: dict[str, Any]) -> bytes:
-        if ev["type"] in ("response.completed", "response.incomplete"):
-            store.put(response_id, history, new_input, ev["response"]["output"])
-            capture(ev["response"])  # the session transcript's answer
-        return _frame(ev)
-
+    close = closers[-1]
     async with aclosing(opened.rest):
-        return await stream_events(request, opened.first, opened.rest, encode=encode,
-                                   encode_error=lambda err: _frame(translator.failed(err)), ping=PING,
+        return await stream_events(request, opened.first, opened.rest, encode=_raw,
+                                   encode_error=lambda err: _frame(ev) if (ev := close(err)) else b"", ping=PING,
                                    ping_interval=settings.stream_ping_interval, headers=opened.route.headers(),
                                    idle_timeout=settings.stream_idle_timeout_ms / 1000)
 
