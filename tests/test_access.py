@@ -225,6 +225,20 @@ async def test_requests_per_minute_exhaust_with_429_and_headers_in_both_dialects
     assert count.status == 200
 
 
+async def test_rate_limit_headers_ride_on_streamed_answers_too(gate):
+    client, _ = gate
+    await admin_put(client, "alice", {"rpm": 5, "tpm": 1000})
+    resp = await client.post("/v1/messages", json=claude_request(stream=True), headers={"x-api-key": ALICE})
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
+    await resp.read()
+    assert resp.headers["anthropic-ratelimit-requests-remaining"] == "4"
+    assert resp.headers["anthropic-ratelimit-tokens-limit"] == "1000"
+    resp = await client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers={"x-api-key": ALICE})
+    await resp.read()
+    assert resp.headers["x-ratelimit-remaining-requests"] == "3"
+    assert resp.headers["x-ratelimit-reset-requests"].endswith("s")
+
+
 async def test_tokens_per_minute_charge_real_usage_then_refuse(gate):
     client, script = gate
     script.respond_with(lambda body: Answer(text="ok", prompt_tokens=400, completion_tokens=200))
