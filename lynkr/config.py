@@ -218,7 +218,9 @@ class Settings(BaseSettings):
     semantic_cache_max_entries: int = Field(500, ge=1)
 
     # --- sessions (lynkr.store.sessions) ---
-    session_transcripts_enabled: bool = True  # requests carrying X-Claude-Code-Session-Id or x-session-id
+    # requests carrying X-Claude-Code-Session-Id or x-session-id; opt-in: it stores whole conversations,
+    # and costs ~0.5 ms CPU per Claude Code turn
+    session_transcripts_enabled: bool = False
     session_db_path: Path | None = None  # unset: the main store (LYNKR_DATA_DIR/lynkr.db)
     session_retention_days: float = Field(7.0, gt=0)
 

@@ -27,7 +27,8 @@ def claude() -> str:
 
 
 async def serve(aiohttp_server, upstream, keys: str):
-    app = create_app(openai_settings(upstream, lynkr_api_keys=keys, lynkr_admin_key=ADMIN, rate_limit_rpm=100))
+    app = create_app(openai_settings(upstream, lynkr_api_keys=keys, lynkr_admin_key=ADMIN, rate_limit_rpm=100,
+                                     session_transcripts_enabled=True))
     traffic = record_traffic(app)
     server: TestServer = await aiohttp_server(app)
     return str(server.make_url("")).rstrip("/"), traffic

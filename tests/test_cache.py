@@ -38,7 +38,7 @@ def counter():
 @pytest.fixture
 async def cached(openai_upstream, aiohttp_client):
     openai_upstream.script.respond_with(counter())
-    app = create_app(openai_settings(openai_upstream, prompt_cache_enabled=True))
+    app = create_app(openai_settings(openai_upstream, prompt_cache_enabled=True, session_transcripts_enabled=True))
     records = []
     app[OBSERVERS].append(records.append)
     client = await aiohttp_client(app)

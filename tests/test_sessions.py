@@ -19,7 +19,7 @@ ALICE, BOB, ADMIN = "sk-alice-000000", "sk-bob-11111111", "sk-admin-222222"
 @pytest.fixture
 async def lynkr(openai_upstream, aiohttp_client):
     openai_upstream.script.respond_with(lambda body: Answer(text="reply", prompt_tokens=9, completion_tokens=4))
-    client = await aiohttp_client(create_app(openai_settings(openai_upstream)))
+    client = await aiohttp_client(create_app(openai_settings(openai_upstream, session_transcripts_enabled=True)))
     return client
 
 
@@ -67,7 +67,8 @@ async def test_openai_dialects_and_errors_are_recorded(lynkr, openai_upstream):
 async def test_client_keys_read_only_their_own_turns(openai_upstream, aiohttp_client):
     openai_upstream.script.respond_with(lambda body: Answer(text="reply"))
     client = await aiohttp_client(create_app(openai_settings(
-        openai_upstream, lynkr_api_keys=f"alice={ALICE},bob={BOB}", lynkr_admin_key=ADMIN)))
+        openai_upstream, lynkr_api_keys=f"alice={ALICE},bob={BOB}", lynkr_admin_key=ADMIN,
+        session_transcripts_enabled=True)))
     for key in (ALICE, BOB):
         await client.post("/v1/messages", json=claude_request(), headers={"x-api-key": key, "x-session-id": "shared"})
     mine = await (await client.get("/v1/sessions/shared", headers={"x-api-key": ALICE})).json()
@@ -80,7 +81,8 @@ async def test_client_keys_read_only_their_own_turns(openai_upstream, aiohttp_cl
 async def test_retention_sweep_and_a_separate_session_db(openai_upstream, aiohttp_client, tmp_path):
     openai_upstream.script.respond_with(lambda body: Answer(text="reply"))
     path = tmp_path / "sessions.db"
-    app = create_app(openai_settings(openai_upstream, session_db_path=path, session_retention_days=1))
+    app = create_app(openai_settings(openai_upstream, session_db_path=path, session_retention_days=1,
+                                     session_transcripts_enabled=True))
     client = await aiohttp_client(app)
     await client.post("/v1/messages", json=claude_request(), headers={"x-session-id": "old"})
     store = app[SESSIONS]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -136,8 +137,9 @@ class Database:
         batch, self._pending = self._pending, []
         await self._writer.execute("BEGIN IMMEDIATE")
         try:
-            for sql, params in batch:
-                await self._writer.execute(sql, params)
+            # one executemany per run of the same statement: each await is a hop to the writer thread
+            for sql, rows in itertools.groupby(batch, key=lambda item: item[0]):
+                await self._writer.executemany(sql, [params for _, params in rows])
             await self._writer.execute("COMMIT")
         except Exception:
             await self._writer.execute("ROLLBACK")
