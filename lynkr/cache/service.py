@@ -214,11 +214,18 @@ class AnswerCache:
             self.stats["errors"] += 1
             logger.opt(exception=True).error("could not store an answer in the cache")
 
-    async def tap(self, look: Lookup, events: AsyncGenerator[Event, None], *, provider: str | None,
-                  model: str | None, first: Event | None = None) -> AsyncGenerator[Event, None]:
+    def tap(self, look: Lookup, events: AsyncGenerator[Event, None], *, provider: str | None,
+            model: str | None, first: Event | None = None) -> AsyncGenerator[Event, None]:
         """Pass a live stream's events through (``first``: one already taken from it); when the stream ends
-        complete, store the answer."""
-        wanted = answer_sink.get() is not None or (look.key is not None and not look.hit)
+        complete, store the answer. With nothing to store (cache off, no transcript) the stream is
+        returned as it is: no extra step per event."""
+        if answer_sink.get() is None and (look.key is None or look.hit):
+            return events
+        return self._tap(look, events, provider=provider, model=model, first=first)
+
+    async def _tap(self, look: Lookup, events: AsyncGenerator[Event, None], *, provider: str | None,
+                   model: str | None, first: Event | None) -> AsyncGenerator[Event, None]:
+        wanted = True
         seen = [first] if first is not None else []
         complete = False
         async with aclosing(events):
