@@ -12,6 +12,9 @@
     │   ├── PermissionDenied         403     permission_error        permission_error      (+ x-should-retry: false)
     │   ├── RateLimitExceeded        429     rate_limit_error        rate_limit_exceeded  (+ retry-after, ratelimit)
     │   └── BudgetExceeded           429     rate_limit_error        insufficient_quota   (+ x-should-retry: false)
+    ├── Overloaded                   529     overloaded_error        server_error  (lynkr saturated; + retry-after)
+    │   └── OverloadedOpenAI         503     overloaded_error        server_error  (the same, for OpenAI SDKs)
+    ├── ShuttingDown                 503     overloaded_error        server_error  (draining; + retry-after)
     ├── NotConfigured                501     api_error               not_configured  (+ x-should-retry: false)
     └── UpstreamError                the backend failed us; always names the backend
         ├── UpstreamBadRequest       400     invalid_request_error   invalid_request_error
@@ -116,6 +119,29 @@ class BudgetExceeded(AccessError):
     anthropic_type = "rate_limit_error"
     openai_type = "insufficient_quota"
     openai_code = "insufficient_quota"
+
+
+class Overloaded(LynkrError):
+    """lynkr itself (not a backend) is over its limits."""
+
+    status = 529
+    anthropic_type = "overloaded_error"
+    openai_type = "server_error"
+
+
+class OverloadedOpenAI(Overloaded):
+    """The same refusal for OpenAI-dialect clients, whose SDKs know 503 (529 is Anthropic's)."""
+
+    status = 503
+
+
+ABORTED = "lynkr is shutting down and this answer did not finish within GRACEFUL_SHUTDOWN_TIMEOUT; retry"
+
+
+class ShuttingDown(LynkrError):
+    status = 503
+    anthropic_type = "overloaded_error"
+    openai_type = "server_error"
 
 
 class NotConfigured(LynkrError):

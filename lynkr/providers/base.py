@@ -12,7 +12,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from lynkr.config import Settings
-from lynkr.errors import ConfigError
+from lynkr.errors import ConfigError, NotConfigured
 
 Event = dict[str, Any]
 
@@ -133,7 +133,7 @@ class Provider(ABC):
     async def create_embeddings(self, req: dict[str, Any], model: str) -> dict[str, Any]:
         """An OpenAI embeddings response for a validated OpenAI embeddings request (``lynkr.wire.embeddings``),
         with ``model`` already mapped. Only called when ``embeddings_model`` is not None."""
-        raise NotImplementedError(f"{self.backend.name} cannot create embeddings")
+        raise NotConfigured(f"{self.backend.name} cannot create embeddings; set EMBEDDINGS_PROVIDER to one that can")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,32 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lynkr.errors import LynkrError
+from lynkr.errors import Overloaded
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-class Overloaded(LynkrError):
-    """lynkr itself (not a backend) is over its limits."""
-
-    status = 529
-    anthropic_type = "overloaded_error"
-    openai_type = "server_error"
-
-
-class OverloadedOpenAI(Overloaded):
-    """The same refusal for OpenAI-dialect clients, whose SDKs know 503 (529 is Anthropic's)."""
-
-    status = 503
-
-
-ABORTED = "lynkr is shutting down and this answer did not finish within GRACEFUL_SHUTDOWN_TIMEOUT; retry"
-
-
-class ShuttingDown(LynkrError):
-    status = 503
-    anthropic_type = "overloaded_error"
-    openai_type = "server_error"
 
 
 def rss_bytes() -> int | None:

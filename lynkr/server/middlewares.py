@@ -11,17 +11,20 @@ from aiohttp import web
 from loguru import logger
 
 from lynkr.errors import (
+    ABORTED,
     ClientError,
     LynkrError,
     MethodNotAllowed,
     NotFound,
+    Overloaded,
+    OverloadedOpenAI,
     RequestTooLarge,
+    ShuttingDown,
     anthropic_error_body,
     error_headers,
     openai_error_body,
 )
 from lynkr.observability.record import RequestRecord, current_record, notify
-from lynkr.resilience.shedding import ABORTED, Overloaded, OverloadedOpenAI, ShuttingDown
 from lynkr.server.keys import LOG_SUFFIX, OBSERVERS, REQUEST_ID, SHEDDER, STATE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

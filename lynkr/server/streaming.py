@@ -16,9 +16,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from loguru import logger
 
-from lynkr.errors import LynkrError, UpstreamTimeout
+from lynkr.errors import ABORTED, LynkrError, ShuttingDown, UpstreamTimeout
 from lynkr.observability.record import current_record
-from lynkr.resilience.shedding import ABORTED, ShuttingDown
 from lynkr.server.batching import Pending, next_batch
 from lynkr.server.keys import REQUEST_ID, SHEDDER
 
