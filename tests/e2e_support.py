@@ -32,25 +32,33 @@ TIMEOUT = 120.0
 # -- finding the CLI --------------------------------------------------------------------------------
 
 
-def find_claude() -> str | None:
-    """LYNKR_E2E_CLAUDE, else the repo-local npm prefix CI installs into, else ``claude`` on PATH."""
-    explicit = os.environ.get("LYNKR_E2E_CLAUDE")
+def find_cli(name: str, env_var: str) -> str | None:
+    """``env_var``, else the repo-local npm prefix CI installs into, else ``name`` on PATH."""
+    explicit = os.environ.get(env_var)
     if explicit:
         return explicit
-    local = REPO / ".e2e" / "npm" / "bin" / "claude"
+    local = REPO / ".e2e" / "npm" / "bin" / name
     if local.exists():
         return str(local)
-    return shutil.which("claude")
+    return shutil.which(name)
+
+
+def require_cli(name: str, env_var: str, hint: str) -> str:
+    path = find_cli(name, env_var)
+    if path is None:
+        pytest.skip(hint)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        # an explicit variable that is wrong is a setup error, not a reason to skip silently
+        pytest.fail(f"{env_var}={path!r} is not an executable file. {hint}")
+    return path
+
+
+def find_claude() -> str | None:
+    return find_cli("claude", "LYNKR_E2E_CLAUDE")
 
 
 def require_claude() -> str:
-    path = find_claude()
-    if path is None:
-        pytest.skip(INSTALL_HINT)
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        # an explicit LYNKR_E2E_CLAUDE that is wrong is a setup error, not a reason to skip silently
-        pytest.fail(f"LYNKR_E2E_CLAUDE={path!r} is not an executable file. {INSTALL_HINT}")
-    return path
+    return require_cli("claude", "LYNKR_E2E_CLAUDE", INSTALL_HINT)
 
 
 # -- what Claude Code sent to lynkr, and what lynkr answered ------------------------------------------
@@ -272,23 +280,11 @@ CODEX_KEY_ENV = "LYNKR_E2E_KEY"  # the variable the provider's env_key names: Co
 
 
 def find_codex() -> str | None:
-    """LYNKR_E2E_CODEX, else the repo-local npm prefix CI installs into, else ``codex`` on PATH."""
-    explicit = os.environ.get("LYNKR_E2E_CODEX")
-    if explicit:
-        return explicit
-    local = REPO / ".e2e" / "npm" / "bin" / "codex"
-    if local.exists():
-        return str(local)
-    return shutil.which("codex")
+    return find_cli("codex", "LYNKR_E2E_CODEX")
 
 
 def require_codex() -> str:
-    path = find_codex()
-    if path is None:
-        pytest.skip(CODEX_INSTALL_HINT)
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(f"LYNKR_E2E_CODEX={path!r} is not an executable file. {CODEX_INSTALL_HINT}")
-    return path
+    return require_cli("codex", "LYNKR_E2E_CODEX", CODEX_INSTALL_HINT)
 
 
 def write_codex_config(codex_home: Path, base_url: str, model: str) -> Path:
