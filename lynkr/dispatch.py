@@ -33,7 +33,7 @@ from lynkr.errors import (
     UpstreamOverloaded,
     UpstreamTimeout,
 )
-from lynkr.observability.record import current_record, tap_usage
+from lynkr.observability.record import current_record
 from lynkr.providers import REGISTRY, Provider, embeddings_provider
 from lynkr.resilience.breaker import CircuitBreaker
 from lynkr.resilience.retry import RetryPolicy, counts_against_backend, retryable
@@ -179,13 +179,18 @@ class Dispatcher:
         return await self._attempt(self.plan(req, headers), req, call)
 
     async def open(self, req: dict[str, Any], headers: Mapping[str, str] | None,
-                   opener: Callable[[Route, dict[str, Any]], AsyncGenerator[T, None]]) -> Opened[T]:
-        """Open ``opener(route, request)`` along the plan until one yields its first item."""
+                   opener: Callable[[Route, dict[str, Any]], AsyncGenerator[T, None]],
+                   observe: Callable[[T], None] | None = None) -> Opened[T]:
+        """Open ``opener(route, request)`` along the plan until one yields its first item. ``observe`` sees
+        every item the client gets (a callback, not another generator layer: it runs once per event)."""
 
         async def first_item(route: Route, prepared: dict[str, Any]) -> tuple[T, AsyncGenerator[T, None]]:
             events = opener(route, prepared)
             try:
-                return await anext(events), events
+                first = await anext(events)
+                if observe is not None:
+                    observe(first)
+                return first, events
             except StopAsyncIteration:
                 await events.aclose()
                 raise UpstreamBadResponse("backend sent an empty stream",
@@ -195,7 +200,7 @@ class Dispatcher:
                 raise
 
         route, (first, rest) = await self._attempt(self.plan(req, headers), req, first_item, stream=True)
-        return Opened(route, first, self._watch(route.provider.backend.name, rest))
+        return Opened(route, first, self._watch(route.provider.backend.name, rest, observe))
 
     async def create_message(self, req: dict[str, Any], headers: Mapping[str, str] | None = None
                              ) -> tuple[Route, dict[str, Any]]:
@@ -210,12 +215,11 @@ class Dispatcher:
     async def open_stream(self, req: dict[str, Any], headers: Mapping[str, str] | None = None) -> OpenStream:
         def opener(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[Event, None]:
             events = route.provider.stream_message(prepared, route.model)
-            if (record := current_record.get()) is not None:
-                events = tap_usage(events, record)
             vendor = route.provider.thinking_vendor
             return tag_events(events, vendor) if vendor and vendor != "anthropic" else events
 
-        return await self.open(req, headers, opener)
+        record = current_record.get()
+        return await self.open(req, headers, opener, record.note_event if record is not None else None)
 
     async def _attempt(self, plan: Plan, req: dict[str, Any],
                        call: Callable[[Route, dict[str, Any]], Awaitable[R]], *,
@@ -288,7 +292,8 @@ class Dispatcher:
         if counts_against_backend(err):
             self.breakers[name].record_failure()
 
-    async def _watch(self, name: str, events: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    async def _watch(self, name: str, events: AsyncGenerator[T, None],
+                     observe: Callable[[T], None] | None = None) -> AsyncGenerator[T, None]:
         """``events`` after its first item, telling the backend's breaker and counters how the stream ends:
         a success at its end, a failure on an upstream error or a stall. The idle timeout itself is the
         stream writer's (``lynkr.server.streaming``, STREAM_IDLE_TIMEOUT_MS): it cancels the wait for the
@@ -312,6 +317,8 @@ class Dispatcher:
                         self.counters[name].stream_failures += 1
                         self._failed(name, UpstreamTimeout(f"{name} went silent mid-stream", provider=name))
                     raise
+                if observe is not None:
+                    observe(item)
                 yield item
         finally:
             await events.aclose()

@@ -321,7 +321,7 @@ async def test_ollama_tool_result_round_trip(lynkr_ollama):
 def test_proxy_from_environment_honours_no_proxy(monkeypatch):
     from lynkr.providers import http
 
-    http._proxy.cache_clear()
+    http.proxy_for.cache_clear()
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.internal")
     try:
@@ -329,7 +329,7 @@ def test_proxy_from_environment_honours_no_proxy(monkeypatch):
         assert http.proxy_for("https://llm.internal/v1") is None
         assert http.proxy_for("http://127.0.0.1:11434/api/chat") is None
     finally:
-        http._proxy.cache_clear()
+        http.proxy_for.cache_clear()
 
 
 async def test_observers_get_a_record_of_each_request(openai_upstream, aiohttp_client):

@@ -13,7 +13,6 @@ exact event sequence the openai SDK's ``responses.stream()`` helper and Codex re
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from lynkr.convert.anthropic_stream import parse_tool_input
+from lynkr.convert.anthropic_stream import parse_tool_input, random_hex
 from lynkr.convert.chat_inbound import EFFORT_BUDGET
 from lynkr.errors import InvalidRequest, LynkrError
 
@@ -30,7 +29,7 @@ _NAME_MAX = 64
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
+    return f"{prefix}_{random_hex()}"
 
 
 @dataclass

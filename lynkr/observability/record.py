@@ -68,6 +68,14 @@ class RequestRecord:
         self.cache_read_tokens = usage.get("cache_read_input_tokens") or self.cache_read_tokens
         self.cache_creation_tokens = usage.get("cache_creation_input_tokens") or self.cache_creation_tokens
 
+    def note_event(self, ev: dict[str, Any]) -> None:
+        """An Anthropic stream event: ``message_start`` and ``message_delta`` carry the usage."""
+        t = ev["type"]
+        if t == "message_delta":
+            self.add_usage(ev.get("usage"))
+        elif t == "message_start":
+            self.add_usage(ev["message"].get("usage"))
+
 
 current_record: ContextVar[RequestRecord | None] = ContextVar("lynkr_request_record", default=None)
 
@@ -87,9 +95,5 @@ async def tap_usage(
 ) -> AsyncGenerator[dict[str, Any], None]:
     """Pass Anthropic events through, noting their usage in ``record``."""
     async for ev in events:
-        t = ev["type"]
-        if t == "message_start":
-            record.add_usage(ev["message"].get("usage"))
-        elif t == "message_delta":
-            record.add_usage(ev.get("usage"))
+        record.note_event(ev)
         yield ev

@@ -61,15 +61,15 @@ async def raise_for_status(resp: aiohttp.ClientResponse, provider: str) -> None:
               retry_after=_retry_after(resp))
 
 
+@cache
 def proxy_for(url: str) -> str | None:
-    """The HTTP(S)_PROXY that applies to ``url`` per the environment (NO_PROXY honoured)."""
+    """The HTTP(S)_PROXY that applies to ``url`` per the environment (NO_PROXY honoured); looked up once per
+    backend URL: the environment does not change while lynkr runs."""
     parts = urlsplit(url)
     return _proxy(parts.scheme, parts.hostname or "")
 
 
-@cache
 def _proxy(scheme: str, host: str) -> str | None:
-    # looked up once per backend host: the environment does not change while lynkr runs
     if not host or urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]
         return None
     proxies = urllib.request.getproxies_environment()

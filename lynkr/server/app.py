@@ -28,7 +28,10 @@ from lynkr.store import Database
 def create_app(settings: Settings, *, providers: dict[str, Provider] | None = None) -> web.Application:
     """The gateway as an aiohttp app; ``providers`` replaces the configured backends (tests)."""
     app = web.Application(
-        middlewares=[middlewares.request_context, access.access, sessions.transcripts, middlewares.admission],
+        middlewares=[middlewares.request_context, access.access,
+                     # only when on: a middleware is one more frame on every resumption of every stream
+                     *([sessions.transcripts] if settings.session_transcripts_enabled else []),
+                     middlewares.admission],
         client_max_size=settings.request_json_limit,
     )
     app[SETTINGS] = settings

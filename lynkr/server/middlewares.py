@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from loguru import logger
 
+from lynkr.convert.anthropic_stream import random_hex
 from lynkr.errors import (
     ABORTED,
     ClientError,
@@ -56,7 +56,7 @@ def _from_http_exception(exc: web.HTTPException) -> LynkrError:
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Accept or mint X-Request-ID; render every failure in the caller's API shape; record the request
     (lynkr.observability.record) and hand the record to the observers; log one line."""
-    rid = request.headers.get("X-Request-ID") or "req_" + secrets.token_hex(12)
+    rid = request.headers.get("X-Request-ID") or "req_" + random_hex()
     request[REQUEST_ID] = rid
     record = RequestRecord(rid, request.method, request.path, dialect(request.path))
     token = current_record.set(record)

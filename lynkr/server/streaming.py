@@ -68,19 +68,17 @@ async def stream_events(
     record = current_record.get()
     pending: Pending[T] | None = None
     try:
-        await resp.write(encode(first))
-        watch.last_event = watch.last_write = loop.time()
         if record is not None:
             record.stream = True
             record.first_byte = time.perf_counter()
-        # events come in runs (several per upstream read): each run goes out in one write
-        items: list[T] = []
+        # events come in runs (several per upstream read): each run goes out in one write, the first
+        # one with the response headers
+        items: list[T] = [first]
         while True:
             pending = next_batch(events, items)
-            if items:
-                await resp.write(b"".join([encode(item) for item in items]))
-                watch.last_event = watch.last_write = loop.time()
-                items.clear()
+            await resp.write(b"".join([encode(item) for item in items]))
+            watch.last_event = watch.last_write = loop.time()
+            items.clear()
             if pending is None:
                 break
             items.append(await pending)
