@@ -59,8 +59,22 @@ class SSEDecoder:
         lines = buf.split(b"\n")
         self._buf = lines.pop()
         events: list[SSEEvent] = []
+        data = self._data
         for raw in lines:
-            ev = self._line(raw.decode("utf-8", "replace"))  # as the spec says: bad bytes become U+FFFD
+            # the two lines every event has, inline (a "data:" field, the blank line that ends the event);
+            # the rest through _line
+            if raw.startswith(b"data:"):
+                data.append(raw[6:].decode("utf-8", "replace") if raw[5:6] == b" "
+                            else raw[5:].decode("utf-8", "replace"))  # bad bytes become U+FFFD, per the spec
+                continue
+            if raw:
+                ev = self._line(raw.decode("utf-8", "replace"))
+            elif data or self._event is not None:
+                ev = SSEEvent(self._event, "\n".join(data), self._id)
+                self._event, self._data = None, []
+                data = self._data
+            else:
+                continue
             if ev is not None:
                 events.append(ev)
         return events

@@ -74,7 +74,7 @@ def parse_tool_input(raw: str) -> dict[str, Any]:
 class MessageStream:
     """Emits the Anthropic event sequence for one answer. One instance per answer, never shared."""
 
-    __slots__ = ("_kind", "_open_key", "_started", "_tools", "index", "message_id", "model")
+    __slots__ = ("_kind", "_open_key", "_tools", "index", "message_id", "model", "started")
 
     def __init__(self, *, model: str, message_id: str | None = None) -> None:
         self.model = model
@@ -82,17 +82,13 @@ class MessageStream:
         self.index = -1
         self._kind: str | None = None  # type of the open block, None when closed
         self._open_key: object = None
-        self._started = False
+        self.started = False  # message_start sent (read-only for callers)
         self._tools: dict[object, int] = {}
 
-    @property
-    def started(self) -> bool:
-        return self._started
-
     def start(self, usage: dict[str, int] | None = None) -> list[Event]:
-        if self._started:
+        if self.started:
             return []
-        self._started = True
+        self.started = True
         return [{"type": "message_start", "message": empty_message(self.message_id, self.model, usage)}]
 
     def _close(self, out: list[Event]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Any
 
 from lynkr.convert.tables import effort_for_budget
@@ -118,3 +119,11 @@ def output_schema(req: dict[str, Any]) -> dict[str, Any] | None:
     """The JSON schema of ``output_config.format`` (structured outputs), if any."""
     fmt = (req.get("output_config") or {}).get("format") or {}
     return fmt.get("schema") if fmt.get("type") == "json_schema" else None
+
+
+async def close_input(source: AsyncIterable[Any]) -> None:
+    """Close a translator's input when the translator ends or is closed (an async generator reading a
+    backend's answer holds its connection until closed)."""
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        await aclose()

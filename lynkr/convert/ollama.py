@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,32 +182,35 @@ def ollama_to_anthropic(resp: dict[str, Any], *, model: str, message_id: str | N
 
 async def ollama_stream_to_anthropic(
     lines: AsyncIterable[dict[str, Any]], *, model: str, message_id: str | None = None
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """Translate Ollama NDJSON stream objects into Anthropic events, as they arrive."""
     out = MessageStream(model=model, message_id=message_id)
     final: dict[str, Any] | None = None
     n_calls = 0
-    async for obj in lines:
-        if obj.get("error"):
-            raise UpstreamServerError(f"Ollama stream error: {obj['error']}")
-        msg = obj.get("message") or {}
-        events: list[Event] = out.start()
-        if msg.get("thinking"):
-            events += out.thinking(msg["thinking"])
-        if msg.get("content"):
-            events += out.text(msg["content"])
-        for call in msg.get("tool_calls") or ():
-            fn = call.get("function") or {}
-            events += out.tool_call(n_calls, id=call.get("id"), name=fn.get("name"),
-                                    arguments=orjson.dumps(_arguments(fn)).decode())
-            n_calls += 1
-        if obj.get("done"):
-            final = obj
-        for ev in events:
+    try:
+        async for obj in lines:
+            if obj.get("error"):
+                raise UpstreamServerError(f"Ollama stream error: {obj['error']}")
+            msg = obj.get("message") or {}
+            events: list[Event] = out.start()
+            if msg.get("thinking"):
+                events += out.thinking(msg["thinking"])
+            if msg.get("content"):
+                events += out.text(msg["content"])
+            for call in msg.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                events += out.tool_call(n_calls, id=call.get("id"), name=fn.get("name"),
+                                        arguments=orjson.dumps(_arguments(fn)).decode())
+                n_calls += 1
+            if obj.get("done"):
+                final = obj
+            for ev in events:
+                yield ev
+            if final is not None:
+                break
+        if final is None:
+            raise UpstreamBadResponse("Ollama closed the stream before it was done")
+        for ev in out.finish(_stop_reason(final.get("done_reason"), out.saw_tool_call), ollama_usage(final)):
             yield ev
-        if final is not None:
-            break
-    if final is None:
-        raise UpstreamBadResponse("Ollama closed the stream before it was done")
-    for ev in out.finish(_stop_reason(final.get("done_reason"), out.saw_tool_call), ollama_usage(final)):
-        yield ev
+    finally:
+        await hub.close_input(lines)  # its source may hold a connection: released now, not when collected

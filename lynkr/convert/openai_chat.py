@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -244,7 +244,7 @@ def _error_message(error: Any) -> str:
 
 async def chat_stream_to_anthropic(
     chunks: AsyncIterable[dict[str, Any]], *, model: str, message_id: str | None = None
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """Translate Chat Completions stream chunks into Anthropic events, as they arrive."""
     out = MessageStream(model=model, message_id=message_id)
     finish: str | None = None
@@ -253,40 +253,44 @@ async def chat_stream_to_anthropic(
     # some servers send every call as index 0 (or with no index), one call per chunk.
     calls: dict[Any, tuple[int, str | None]] = {}
     n_calls = 0
-    async for chunk in chunks:
-        if chunk.get("error"):
-            raise upstream_error(chunk["error"], "backend stream error: ")
-        if chunk.get("usage"):
-            usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
-            if choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            events: list[Event] = out.start()
-            reasoning = _reasoning_text(delta)
-            if reasoning:
-                events += out.thinking(reasoning)
-            text = _answer_text(delta)
-            if text:
-                events += out.text(text)
-            for n, call in enumerate(delta.get("tool_calls") or ()):
-                fn = call.get("function") or {}
-                index, call_id = call.get("index", n), call.get("id")
-                known = calls.get(index)
-                if known is None or (call_id and known[1] and call_id != known[1]):
-                    known = calls[index] = (n_calls, call_id)
-                    n_calls += 1
-                key = known[0]
-                try:
-                    events += out.tool_call(key, id=call_id, name=fn.get("name"),
-                                            arguments=_arguments_text(fn.get("arguments")))
-                except ValueError as exc:
-                    raise UpstreamBadResponse(f"backend interleaved tool calls: {exc}") from None
-            if choice.get("finish_reason"):
-                finish = choice["finish_reason"]
-            for ev in events:
-                yield ev
-    if not out.started:
-        raise UpstreamBadResponse("backend closed the stream without sending an answer")
-    for ev in out.finish(_stop_reason(finish, out.saw_tool_call), chat_usage(usage)):
-        yield ev
+    try:
+        # this loop runs for every chunk of every answer: lookups are kept to what a text delta needs
+        async for chunk in chunks:
+            if chunk.get("error"):
+                raise upstream_error(chunk["error"], "backend stream error: ")
+            if u := chunk.get("usage"):
+                usage = u
+            for choice in chunk.get("choices") or ():
+                if choice.get("index", 0) != 0:
+                    continue
+                delta = choice.get("delta") or {}
+                events: list[Event] = out.start() if not out.started else []
+                if reasoning := _reasoning_text(delta):
+                    events += out.thinking(reasoning)
+                content = delta.get("content")
+                text = content if content.__class__ is str and "refusal" not in delta else _answer_text(delta)
+                if text:
+                    events += out.text(text)
+                for n, call in enumerate(delta.get("tool_calls") or ()):
+                    fn = call.get("function") or {}
+                    index, call_id = call.get("index", n), call.get("id")
+                    known = calls.get(index)
+                    if known is None or (call_id and known[1] and call_id != known[1]):
+                        known = calls[index] = (n_calls, call_id)
+                        n_calls += 1
+                    key = known[0]
+                    try:
+                        events += out.tool_call(key, id=call_id, name=fn.get("name"),
+                                                arguments=_arguments_text(fn.get("arguments")))
+                    except ValueError as exc:
+                        raise UpstreamBadResponse(f"backend interleaved tool calls: {exc}") from None
+                if f := choice.get("finish_reason"):
+                    finish = f
+                for ev in events:
+                    yield ev
+        if not out.started:
+            raise UpstreamBadResponse("backend closed the stream without sending an answer")
+        for ev in out.finish(_stop_reason(finish, out.saw_tool_call), chat_usage(usage)):
+            yield ev
+    finally:
+        await hub.close_input(chunks)  # its source may hold a connection: released now, not when collected

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -43,7 +42,7 @@ from lynkr.convert.anthropic_stream import (
     parse_tool_input,
     usage_block,
 )
-from lynkr.convert.schema import DEFAULT_DROP, clean_schema
+from lynkr.convert.schema import DEFAULT_DROP, ToolsMemo, clean_schema
 from lynkr.convert.tables import output_limit
 from lynkr.errors import (
     UpstreamBadRequest,
@@ -128,18 +127,15 @@ def anthropic_to_responses(req: dict[str, Any], target: ResponsesTarget, *, stre
     return out
 
 
-def responses_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Anthropic tools as Responses function tools, schemas cleaned; memoised by content like
-    ``lynkr.convert.schema.function_tools`` (Claude Code resends the same tools every turn). The list is
-    shared between requests: callers must not change it."""
-    return _responses_tools(orjson.dumps(tools))
-
-
-@lru_cache(maxsize=64)
-def _responses_tools(raw: bytes) -> list[dict[str, Any]]:
+def _responses_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"type": "function", "name": t["name"], "description": t.get("description", ""),
              "parameters": clean_schema(t["input_schema"], DEFAULT_DROP), "strict": False}
-            for t in orjson.loads(raw)]
+            for t in tools]
+
+
+responses_tools = ToolsMemo(_responses_tools)
+"""Anthropic tools as Responses function tools, schemas cleaned; memoised by content like
+``lynkr.convert.schema.function_tools`` (the returned list is shared: do not change it)."""
 
 
 def _assistant(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:

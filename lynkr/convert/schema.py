@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import orjson
+
+R = TypeVar("R")
 
 # Keywords that hold one sub-schema, a list of them, or a name -> sub-schema map.
 _ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames")
@@ -37,21 +40,52 @@ def clean_schema(schema: Any, drop: frozenset[str] = DEFAULT_DROP) -> Any:
     return out
 
 
-def function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Anthropic tools as OpenAI-style function declarations (Chat Completions and Ollama take these),
-    schemas cleaned. Claude Code sends the same ~24 tools (~60 KB) on every turn, so the result is
-    memoised by the tools' content: one serialisation instead of a recursive copy of every schema.
-    The returned list is shared between requests: callers must not change it."""
-    return _function_tools(orjson.dumps(tools))
+class ToolsMemo(Generic[R]):
+    """``convert(tools)`` memoised by the tools' content. Claude Code sends the same ~24 tools (~45 KB) on
+    every turn: a hit costs a tuple of the names (the fingerprint) and one deep ``==`` against the tools
+    seen before (~10 µs, about half of serialising and hashing them), instead of a recursive copy of
+    every schema. Results are shared between requests: callers must not change them."""
+
+    def __init__(self, convert: Callable[[list[dict[str, Any]]], R], *, size: int = 64, per_names: int = 4) -> None:
+        self._convert = convert
+        self._size = size
+        self._per_names = per_names
+        self._seen: OrderedDict[tuple[Any, ...], list[tuple[list[dict[str, Any]], R]]] = OrderedDict()
+
+    def __call__(self, tools: list[dict[str, Any]]) -> R:
+        try:
+            names = tuple([t.get("name") for t in tools])
+            bucket = self._seen.get(names)
+        except TypeError:  # a name that cannot be a key (validated requests never have one)
+            return self._convert(tools)
+        if bucket is not None:
+            for seen, result in bucket:
+                if seen == tools:
+                    return result
+        result = self._convert(tools)
+        # a copy of our own: the request's dicts are the handler's, and a later change must not alter the key
+        entry = (orjson.loads(orjson.dumps(tools)), result)
+        if bucket is None:
+            self._seen[names] = [entry]
+            if len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+        else:
+            bucket.insert(0, entry)
+            del bucket[self._per_names:]
+        return result
 
 
-@lru_cache(maxsize=64)
-def _function_tools(raw: bytes) -> list[dict[str, Any]]:
+def _function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {"type": "function", "function": {
             "name": t["name"],
             "description": t.get("description", ""),
             "parameters": clean_schema(t["input_schema"], DEFAULT_DROP),
         }}
-        for t in orjson.loads(raw)
+        for t in tools
     ]
+
+
+function_tools = ToolsMemo(_function_tools)
+"""Anthropic tools as OpenAI-style function declarations (Chat Completions and Ollama take these), schemas
+cleaned; memoised by content (the returned list is shared: do not change it)."""

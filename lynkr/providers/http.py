@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -138,22 +138,32 @@ async def read_json(resp: aiohttp.ClientResponse, provider: str) -> Any:
                                   provider=provider) from None
 
 
-async def sse_json(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[dict[str, Any]]:
-    """The JSON payloads of an SSE response, until ``[DONE]`` or the end of the body."""
+Answer = aiohttp.ClientResponse | AbstractAsyncContextManager[aiohttp.ClientResponse]
+
+
+def _opened(answer: Answer) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    return nullcontext(answer) if isinstance(answer, aiohttp.ClientResponse) else answer
+
+
+async def sse_json(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any]]:
+    """The JSON payloads of an SSE response, until ``[DONE]`` or the end of the body. ``answer`` is a
+    response, or the request that opens one (``post(...)``): the generator then owns the connection,
+    and a provider can hand its translator this generator directly, with no layer of its own per event."""
     decoder = SSEDecoder()
-    try:
-        async for chunk in resp.content.iter_any():
-            for ev in decoder.feed(chunk):
-                if ev.data == "[DONE]":
-                    return
-                if ev.data:
+    async with _opened(answer) as resp:
+        try:
+            async for chunk in resp.content.iter_any():
+                for ev in decoder.feed(chunk):
+                    if data := ev.data:
+                        if data == "[DONE]":
+                            return
+                        yield orjson.loads(data)
+            for ev in decoder.close():
+                if ev.data and ev.data != "[DONE]":
                     yield ev.json()
-        for ev in decoder.close():
-            if ev.data and ev.data != "[DONE]":
-                yield ev.json()
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamBadResponse(f"{provider} sent a stream event that is not JSON ({exc})",
-                                  provider=provider) from None
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamBadResponse(f"{provider} sent a stream event that is not JSON ({exc})",
+                                      provider=provider) from None
 
 
 _EVENT_ENDS = (b"\n\n", b"\r\r", b"\r\n\r\n")
@@ -199,14 +209,16 @@ def _check_event(data: str, inspect: Callable[[Any], None] | None) -> None:
             inspect(parsed)
 
 
-async def ndjson(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[dict[str, Any]]:
+async def ndjson(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any]]:
+    """The objects of a newline-delimited JSON response (``answer`` as for ``sse_json``)."""
     decoder = NDJSONDecoder()
-    try:
-        async for chunk in resp.content.iter_any():
-            for obj in decoder.feed(chunk):
+    async with _opened(answer) as resp:
+        try:
+            async for chunk in resp.content.iter_any():
+                for obj in decoder.feed(chunk):
+                    yield obj
+            for obj in decoder.close():
                 yield obj
-        for obj in decoder.close():
-            yield obj
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamBadResponse(f"{provider} sent a stream line that is not JSON ({exc})",
-                                  provider=provider) from None
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamBadResponse(f"{provider} sent a stream line that is not JSON ({exc})",
+                                      provider=provider) from None

@@ -83,12 +83,11 @@ class OllamaProvider(Provider):
             data = await read_json(resp, "ollama")
         return ollama_to_anthropic(data, model=req["model"])
 
-    async def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
+    def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
         body = anthropic_to_ollama(req, self.target(model), stream=True)
-        async with post(self.http, self.url, body, provider="ollama", headers=self.headers,
-                        timeout=self.timeout) as resp:
-            async for ev in ollama_stream_to_anthropic(ndjson(resp, "ollama"), model=req["model"]):
-                yield ev
+        lines = ndjson(post(self.http, self.url, body, provider="ollama", headers=self.headers,
+                            timeout=self.timeout), "ollama")
+        return ollama_stream_to_anthropic(lines, model=req["model"])
 
     async def list_models(self) -> list[ModelInfo]:
         """``/api/tags``, with each model's context window from ``/api/show`` (capped by OLLAMA_NUM_CTX,

@@ -210,15 +210,13 @@ class OpenAICompatProvider(Provider):
             data = await read_json(resp, self.backend.name)
         return chat_to_anthropic(data, model=req["model"])
 
-    async def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
+    def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
         body = self.chat_request(req, model, stream=True)
-        async with post(self.http, self.url, body, provider=self.backend.name, headers=self.headers,
-                        timeout=self.timeout) as resp:
-            chunks = sse_json(resp, self.backend.name)
-            if self.flavor.chunk_hook:
-                chunks = self.flavor.chunk_hook(chunks)
-            async for ev in chat_stream_to_anthropic(chunks, model=req["model"]):
-                yield ev
+        chunks = sse_json(post(self.http, self.url, body, provider=self.backend.name, headers=self.headers,
+                               timeout=self.timeout), self.backend.name)
+        if self.flavor.chunk_hook:
+            chunks = self.flavor.chunk_hook(chunks)
+        return chat_stream_to_anthropic(chunks, model=req["model"])
 
     async def list_models(self) -> list[ModelInfo]:
         if not self.flavor.lists_models:

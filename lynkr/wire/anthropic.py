@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired, Required
 
-from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError
+from pydantic import Discriminator, Field, InstanceOf, Tag, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from lynkr.errors import InvalidRequest
 
+# A JSON object whose contents are not checked here: an isinstance test, not a field-by-field copy of
+# the dict (pydantic builds a copy of every dict it validates; tool schemas are most of a request).
+JSONObject = InstanceOf[dict]  # type: ignore[type-arg]
+
 
 class _Base(TypedDict, total=False):
-    cache_control: dict[str, Any]
+    cache_control: JSONObject
 
 
 class TextBlock(_Base, total=False):
@@ -40,13 +44,13 @@ class ToolUseBlock(_Base, total=False):
     type: Required[Literal["tool_use"]]
     id: Required[str]
     name: Required[str]
-    input: Required[dict[str, Any]]
+    input: Required[JSONObject]
 
 
 class ToolResultBlock(_Base, total=False):
     type: Required[Literal["tool_result"]]
     tool_use_id: Required[str]
-    content: str | list[dict[str, Any]]
+    content: str | list[JSONObject]
     is_error: bool
 
 
@@ -86,7 +90,7 @@ class Tool(TypedDict, total=False):
     name: Required[str]
     type: str
     description: str
-    input_schema: dict[str, Any]
+    input_schema: JSONObject
 
 
 class MessagesRequest(TypedDict, total=False):
@@ -96,13 +100,13 @@ class MessagesRequest(TypedDict, total=False):
     system: str | list[TextBlock]
     stream: bool
     tools: list[Tool]
-    tool_choice: dict[str, Any]
+    tool_choice: JSONObject
     temperature: Annotated[float, Field(ge=0)]
     top_p: float
     top_k: int
     stop_sequences: list[str]
-    thinking: dict[str, Any]
-    metadata: dict[str, Any]
+    thinking: JSONObject
+    metadata: JSONObject
 
 
 class CountTokensRequest(TypedDict, total=False):
@@ -110,7 +114,7 @@ class CountTokensRequest(TypedDict, total=False):
     messages: Required[list[Message]]
     system: str | list[TextBlock]
     tools: list[Tool]
-    thinking: NotRequired[dict[str, Any]]
+    thinking: NotRequired[JSONObject]
 
 
 _messages = TypeAdapter(MessagesRequest)
