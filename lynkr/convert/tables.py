@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # OpenAI Chat finish_reason -> Anthropic stop_reason
 FINISH_TO_STOP: dict[str, str] = {
@@ -40,7 +41,10 @@ REASONING_MODEL = re.compile(r"(^|/)(o[134]|gpt-5(?![\d.]*-chat)|gpt-oss)")
 OLLAMA_THINKING_MODEL = re.compile(r"(^|/)(qwen3(?!-coder)|deepseek-r1|deepseek-v3\.1|gpt-oss|magistral|cogito)")
 
 
+@lru_cache(maxsize=256)
 def output_limit(model: str) -> int | None:
+    """The most output tokens ``model`` can give, when its family is known (cached: one model per request,
+    a handful of regular expressions per lookup)."""
     for pattern, limit in _OUTPUT_LIMITS:
         if pattern.search(model):
             return limit

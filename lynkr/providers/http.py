@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -76,8 +76,58 @@ def _proxy(scheme: str, host: str) -> str | None:
     return proxies.get(scheme) or proxies.get("all")
 
 
-@asynccontextmanager
-async def post(
+class _Call:
+    """One backend call as an async context manager: the response once it is 2xx, else the typed error; and
+    every foreign failure while it is open (connect, timeout, a drop mid-body) mapped to lynkr's error
+    tree, naming the backend and URL. A class, not ``@asynccontextmanager``: it runs on every request, and
+    each generator-based manager is an async generator to create, register and finalise."""
+
+    __slots__ = ("_request", "_response", "provider", "url")
+
+    def __init__(self, request: Any, provider: str, url: str) -> None:
+        self._request = request  # aiohttp's _RequestContextManager, not yet entered
+        self._response: aiohttp.ClientResponse | None = None
+        self.provider = provider
+        self.url = url
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        try:
+            resp = self._response = await self._request.__aenter__()
+            await raise_for_status(resp, self.provider)
+        except BaseException as exc:
+            if self._response is not None:
+                await self._request.__aexit__(type(exc), exc, exc.__traceback__)
+            if _foreign(exc):
+                raise self._mapped(exc) from None
+            raise
+        return resp
+
+    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        await self._request.__aexit__(et, exc, tb)
+        if exc is not None and _foreign(exc):
+            raise self._mapped(exc) from None
+
+    def _mapped(self, exc: BaseException) -> BaseException:
+        provider, url = self.provider, self.url
+        if isinstance(exc, UpstreamError):
+            exc.provider = exc.provider or provider
+            return exc
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeout(f"{provider} at {url} did not answer in time", provider=provider)
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return UpstreamUnavailable(f"cannot reach {provider} at {url}: {exc.os_error or exc}", provider=provider)
+        if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
+            return UpstreamBadResponse(f"{provider} closed the connection mid-answer ({exc})", provider=provider)
+        return UpstreamUnavailable(f"request to {provider} at {url} failed: {exc}", provider=provider)
+
+
+def _foreign(exc: BaseException) -> bool:
+    """A failure ``_Call`` maps (the rest, like cancellation or lynkr's own errors, pass unchanged)."""
+    return isinstance(exc, (TimeoutError, aiohttp.ClientError)) or (
+        isinstance(exc, UpstreamError) and not exc.provider)
+
+
+def post(
     http: aiohttp.ClientSession,
     url: str,
     body: dict[str, Any],
@@ -85,48 +135,23 @@ async def post(
     provider: str,
     headers: dict[str, str] | None = None,
     timeout: aiohttp.ClientTimeout | None = None,
-) -> AsyncIterator[aiohttp.ClientResponse]:
-    """POST ``body`` as JSON; yield the response once it is 2xx, else raise the typed error."""
-    async with _mapped(provider, url), http.post(url, data=orjson.dumps(body), headers={**_JSON, **(headers or {})},
-                                                 timeout=timeout, proxy=proxy_for(url)) as resp:
-        await raise_for_status(resp, provider)
-        yield resp
+) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    """POST ``body`` as JSON: ``async with post(...) as resp`` gives the response once it is 2xx, else raises
+    the typed error."""
+    return _Call(http.post(url, data=orjson.dumps(body), headers={**_JSON, **headers} if headers else _JSON,
+                           timeout=timeout, proxy=proxy_for(url)), provider, url)
 
 
-@asynccontextmanager
-async def get(
+def get(
     http: aiohttp.ClientSession,
     url: str,
     *,
     provider: str,
     headers: dict[str, str] | None = None,
     timeout: aiohttp.ClientTimeout | None = None,
-) -> AsyncIterator[aiohttp.ClientResponse]:
-    """GET ``url``; yield the response once it is 2xx, else raise the typed error."""
-    async with _mapped(provider, url), http.get(url, headers=headers, timeout=timeout,
-                                                proxy=proxy_for(url)) as resp:
-        await raise_for_status(resp, provider)
-        yield resp
-
-
-@asynccontextmanager
-async def _mapped(provider: str, url: str) -> AsyncIterator[None]:
-    """Foreign failures of one backend call -> lynkr's error tree, naming the backend and URL."""
-    try:
-        yield
-    except UpstreamError as err:
-        err.provider = err.provider or provider
-        raise
-    except TimeoutError:
-        raise UpstreamTimeout(f"{provider} at {url} did not answer in time", provider=provider) from None
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnavailable(f"cannot reach {provider} at {url}: {exc.os_error or exc}",
-                                  provider=provider) from None
-    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-        raise UpstreamBadResponse(f"{provider} closed the connection mid-answer ({exc})",
-                                  provider=provider) from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamUnavailable(f"request to {provider} at {url} failed: {exc}", provider=provider) from None
+) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    """GET ``url``, as ``post``."""
+    return _Call(http.get(url, headers=headers, timeout=timeout, proxy=proxy_for(url)), provider, url)
 
 
 async def read_json(resp: aiohttp.ClientResponse, provider: str) -> Any:

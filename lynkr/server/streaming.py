@@ -31,14 +31,56 @@ SSE_HEADERS = {
 }
 
 
-class _Watch:
-    """What the watchdog needs: when the client last got bytes, when the backend last sent an event."""
+class _Watchdog:
+    """Pings the client after ``ping_interval`` without a write, and cancels the writer after
+    ``idle_timeout`` without a backend event (it then ends the stream with an error event). A timer on
+    the loop, re-armed only when it fires: the per-event cost is two timestamps; a task per stream cost
+    a task switch to start and another to cancel."""
 
-    __slots__ = ("last_event", "last_write", "timed_out")
+    __slots__ = ("_handle", "_loop", "_ping_task", "idle_timeout", "last_event", "last_write", "ping",
+                 "ping_interval", "resp", "timed_out", "writer")
 
-    def __init__(self, now: float) -> None:
-        self.last_write = self.last_event = now
+    def __init__(self, loop: asyncio.AbstractEventLoop, resp: web.StreamResponse, writer: asyncio.Task[Any],
+                 ping: bytes | None, ping_interval: float, idle_timeout: float | None) -> None:
+        self._loop = loop
+        self.resp, self.writer = resp, writer
+        self.ping, self.ping_interval, self.idle_timeout = ping, ping_interval, idle_timeout
+        self.last_write = self.last_event = loop.time()
         self.timed_out = False
+        self._ping_task: asyncio.Task[None] | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        next_ping = self.last_write + self.ping_interval if self.ping else float("inf")
+        deadline = self.last_event + self.idle_timeout if self.idle_timeout else float("inf")
+        self._handle = self._loop.call_at(min(next_ping, deadline), self._fire)
+
+    def _fire(self) -> None:
+        now = self._loop.time()
+        if self.idle_timeout and now >= self.last_event + self.idle_timeout:
+            self.timed_out = True
+            self.writer.cancel()
+            return
+        if self.ping and now >= self.last_write + self.ping_interval and self._ping_task is None:
+            self._ping_task = self._loop.create_task(self._send_ping(self.ping))
+            return  # re-armed once the ping is written
+        self._arm()
+
+    async def _send_ping(self, frame: bytes) -> None:
+        try:
+            await self.resp.write(frame)
+        except (ConnectionResetError, asyncio.CancelledError):
+            return
+        self.last_write = self._loop.time()
+        self._ping_task = None
+        self._arm()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        if self._ping_task is not None:
+            self._ping_task.cancel()
 
 
 async def stream_events(
@@ -56,15 +98,14 @@ async def stream_events(
 ) -> web.StreamResponse:
     """Write ``first`` and then ``events`` as SSE; the caller has already awaited ``first``.
 
-    One watchdog task per stream sends the pings and enforces ``idle_timeout`` (by cancelling the
+    A timer per stream (``_Watchdog``) sends the pings and enforces ``idle_timeout`` (by cancelling the
     writer), so the per-event cost is a write and a timestamp."""
     resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
     await resp.prepare(request)
     loop = asyncio.get_running_loop()
-    watch = _Watch(loop.time())
     task = asyncio.current_task()
-    watchdog = (asyncio.create_task(_watchdog(resp, task, watch, ping, ping_interval, idle_timeout))
-                if task is not None and (ping or idle_timeout) else None)
+    watch = _Watchdog(loop, resp, task, ping, ping_interval, idle_timeout) if task and (ping or idle_timeout) \
+        else None
     record = current_record.get()
     pending: Pending[T] | None = None
     try:
@@ -77,7 +118,8 @@ async def stream_events(
         while True:
             pending = next_batch(events, items)
             await resp.write(b"".join([encode(item) for item in items]))
-            watch.last_event = watch.last_write = loop.time()
+            if watch is not None:
+                watch.last_event = watch.last_write = loop.time()
             items.clear()
             if pending is None:
                 break
@@ -90,7 +132,7 @@ async def stream_events(
     except asyncio.CancelledError:
         if task is None:
             raise
-        if watch.timed_out:
+        if watch is not None and watch.timed_out:
             task.uncancel()
             who = headers.get("X-Lynkr-Provider") or "the backend"
             await _write_quietly(resp, encode_error(UpstreamTimeout(
@@ -107,36 +149,12 @@ async def stream_events(
         logger.opt(exception=True).error("stream failed [{}]", request.get(REQUEST_ID))
         await _write_quietly(resp, encode_error(LynkrError("internal error in lynkr while streaming")))
     finally:
-        if watchdog:
-            watchdog.cancel()
+        if watch is not None:
+            watch.stop()
         if pending is not None:
             pending.close()
         await events.aclose()
     return resp
-
-
-async def _watchdog(resp: web.StreamResponse, writer: asyncio.Task[Any], watch: _Watch, ping: bytes | None,
-                    ping_interval: float, idle_timeout: float | None) -> None:
-    """Ping the client after ``ping_interval`` of quiet; cancel the writer after ``idle_timeout``
-    without a backend event (it then ends the stream with an error event)."""
-    loop = asyncio.get_running_loop()
-    inf = float("inf")
-    try:
-        while True:
-            next_ping = watch.last_write + ping_interval if ping else inf
-            deadline = watch.last_event + idle_timeout if idle_timeout else inf
-            now = loop.time()
-            if now >= deadline:
-                watch.timed_out = True
-                writer.cancel()
-                return
-            if now >= next_ping and ping:
-                await resp.write(ping)
-                watch.last_write = loop.time()
-                continue
-            await asyncio.sleep(min(next_ping, deadline) - now)
-    except (ConnectionResetError, asyncio.CancelledError):
-        return
 
 
 async def _write_quietly(resp: web.StreamResponse, frame: bytes) -> None:
