@@ -642,12 +642,13 @@ class Body:
             yield chunk
 
 
-async def passthrough(*chunks: bytes, inspect: Callable[[Any], None] | None = None
+async def passthrough(*chunks: bytes, inspect: Callable[[Any], None] | None = None,
+                      parse: Callable[[bytes], bool] | None = None
                       ) -> tuple[list[bytes], UpstreamBadResponse | None]:
     """What the passthrough forwarded, and the error it ended with (None: a clean end)."""
     out: list[bytes] = []
     try:
-        async for piece in sse_passthrough(Body(*chunks), "openai", inspect):  # type: ignore[arg-type]
+        async for piece in sse_passthrough(Body(*chunks), "openai", inspect, parse):  # type: ignore[arg-type]
             out.append(piece)
     except UpstreamBadResponse as err:
         return out, err
@@ -676,6 +677,35 @@ async def test_passthrough_raises_before_forwarding_a_bad_event(chunks: tuple[by
     out, err = await passthrough(*chunks)
     assert out == sent
     assert err is not None and phrase in err.message and err.provider == "openai"
+
+
+@pytest.mark.parametrize("chunks", [
+    (b'data: {"a":1}\n\n', b'data: {"b":2}\r\n\r\ndata: {"c"', b':3}\r\n\r\n'),  # CR from the 2nd read on
+    (b"\xef\xbb\xbf", b'data: {"a":1}\n\n'),  # a byte order mark, alone in the first read
+    (b'event: x\ndata: {"a":\ndata: 1}\n\n: ping\n\n\n\ndata: [DONE]',),  # multi-line data, comments, no end
+], ids=["cr-later", "bom", "multi-line"])
+async def test_passthrough_forwards_every_line_ending_unchanged(chunks: tuple[bytes, ...]) -> None:
+    seen: list[Any] = []
+    out, err = await passthrough(*chunks, inspect=seen.append)
+    assert err is None
+    assert b"".join(out) == b"".join(chunks)
+    assert seen and all(isinstance(item, dict) for item in seen)
+
+
+async def test_passthrough_with_a_parse_filter_decodes_only_what_it_names() -> None:
+    """OpenAI-compatible passthrough decodes only chunks that may carry usage or an error; the rest are
+    checked to be one JSON object, so garbage still never reaches the client."""
+    seen: list[Any] = []
+
+    def wanted(data: bytes) -> bool:
+        return b"usage" in data
+
+    stream = (b'data: {"a":1}\n\ndata: {"usage":{"n":2}}\n\n', b"data: [DONE]\n\n")
+    out, err = await passthrough(*stream, inspect=seen.append, parse=wanted)
+    assert err is None and b"".join(out) == b"".join(stream)
+    assert seen == [{"usage": {"n": 2}}]
+    out, err = await passthrough(b'data: {"a":1}\n\ndata: {oops\n\n', inspect=seen.append, parse=wanted)
+    assert out == [] and err is not None and "not JSON" in err.message
 
 
 async def test_passthrough_lets_the_provider_inspect_each_event() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from functools import cache
 from typing import Any
@@ -19,7 +19,7 @@ from lynkr.errors import (
     UpstreamUnavailable,
     upstream_error_for_status,
 )
-from lynkr.sse import NDJSONDecoder, SSEDecoder, SSEEvent
+from lynkr.sse import NDJSONDecoder, SSEDecoder
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -167,7 +167,11 @@ Answer = aiohttp.ClientResponse | AbstractAsyncContextManager[aiohttp.ClientResp
 
 
 def _opened(answer: Answer) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-    return nullcontext(answer) if isinstance(answer, aiohttp.ClientResponse) else answer
+    """The request, to enter; or a response already open (anything that is not a context manager reads
+    as one: tests feed the readers objects with only ``.content``)."""
+    if isinstance(answer, aiohttp.ClientResponse) or not hasattr(answer, "__aenter__"):
+        return nullcontext(answer)  # type: ignore[arg-type]
+    return answer
 
 
 async def sse_json(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any]]:
@@ -192,43 +196,87 @@ async def sse_json(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any
 
 
 _EVENT_ENDS = (b"\n\n", b"\r\r", b"\r\n\r\n")
+_BOM = b"\xef\xbb\xbf"
 
 
-async def sse_passthrough(resp: aiohttp.ClientResponse, provider: str,
-                          inspect: Callable[[Any], None] | None = None) -> AsyncIterator[bytes]:
+async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any], None] | None = None,
+                          parse: Callable[[bytes], bool] | None = None) -> AsyncGenerator[bytes, None]:
     """An SSE response's bytes unchanged, for a client of the same dialect, but only whole events, each one's
     data checked (JSON, or ``[DONE]``): a backend that sends garbage, or drops the connection mid-event, raises
     ``UpstreamBadResponse`` before the client sees a byte of it, so the client never gets half an event or an
-    error frame glued to one. ``inspect`` sees each event's JSON and may raise (an in-band error event)."""
-    decoder = SSEDecoder()
+    error frame glued to one. ``inspect`` sees each event's JSON and may raise (an in-band error event).
+    ``answer`` as for ``sse_json``. ``parse``, when given, names the events worth decoding (those that may
+    carry usage or an error): the others are only checked to be one JSON object (``{...}``), not decoded.
+
+    Streams whose lines end in LF (every backend lynkr knows) are cut at blank lines with bytes operations
+    only; a CR anywhere switches the rest of the stream to the full decoder (``lynkr.sse``)."""
+    decoder: SSEDecoder | None = None
     held = b""
     sent = False
-    last: list[SSEEvent] = []
-    try:
-        async for chunk in resp.content.iter_any():
-            for ev in decoder.feed(chunk):
-                _check_event(ev.data, inspect)
-            held += chunk
-            cut = max(held.rfind(end) + len(end) if end in held else 0 for end in _EVENT_ENDS)
-            if cut:
-                whole, held = held[:cut], held[cut:]
-                sent = True
-                yield whole
-        last = decoder.close()
-        for ev in last:
-            _check_event(ev.data, inspect)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamBadResponse(f"{provider} sent a stream event that is not JSON ({exc})",
-                                  provider=provider) from None
-    if last:  # a final event without its blank line
+    async with _opened(answer) as resp:
+        try:
+            async for chunk in resp.content.iter_any():
+                if decoder is None:
+                    buf = held + chunk if held else chunk
+                    if b"\r" not in buf and not (not sent and buf[:3] == _BOM[:len(buf[:3])]):
+                        cut = buf.rfind(b"\n\n") + 2
+                        if cut < 2:
+                            held = buf
+                            continue
+                        whole, held = buf[:cut], buf[cut:]
+                        for block in whole.split(b"\n\n"):
+                            if block:
+                                _check_block(block, inspect, parse)
+                        sent = True
+                        yield whole
+                        continue
+                    decoder = SSEDecoder()  # from here on: the full decoder; held starts at an event boundary
+                    chunk, held = buf, b""
+                for ev in decoder.feed(chunk):
+                    _check_event(ev.data, inspect)
+                held += chunk
+                cut = max(held.rfind(end) + len(end) if end in held else 0 for end in _EVENT_ENDS)
+                if cut:
+                    whole, held = held[:cut], held[cut:]
+                    sent = True
+                    yield whole
+            if decoder is None:
+                final = held.strip() and _check_block(held, inspect)
+            else:
+                final = False
+                for ev in decoder.close():
+                    _check_event(ev.data, inspect)
+                    final = True
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamBadResponse(f"{provider} sent a stream event that is not JSON ({exc})",
+                                      provider=provider) from None
+    if final:  # a final event without its blank line
         yield held
     elif not sent and held.strip():
         raise UpstreamBadResponse(f"{provider} answered a stream request with something that is not an event "
                                   f"stream: {held[:200]!r}", provider=provider)
 
 
-def _check_event(data: str, inspect: Callable[[Any], None] | None) -> None:
-    if data and data != "[DONE]":
+def _check_block(block: bytes, inspect: Callable[[Any], None] | None,
+                 parse: Callable[[bytes], bool] | None = None) -> bool:
+    """Check one event's data (LF line ends); False when it has no data field."""
+    if block.startswith(b"data:") and b"\n" not in block:  # the usual event: one data line
+        data = block[6:] if block[5:6] == b" " else block[5:]
+    else:
+        lines = [line[6:] if line[5:6] == b" " else line[5:] for line in block.split(b"\n")
+                 if line.startswith(b"data:")]
+        if not lines:
+            return any(line == b"data" for line in block.split(b"\n"))
+        data = b"\n".join(lines)
+    if parse is None or parse(data) or data == b"[DONE]":
+        _check_event(data, inspect)
+    elif not (data[:1] == b"{" and data.rstrip()[-1:] == b"}"):
+        orjson.loads(data)  # not an object: raises what a full decode would (or lets a bare JSON value pass)
+    return True
+
+
+def _check_event(data: str | bytes, inspect: Callable[[Any], None] | None) -> None:
+    if data and data != "[DONE]" and data != b"[DONE]":
         parsed = orjson.loads(data)
         if inspect is not None:
             inspect(parsed)

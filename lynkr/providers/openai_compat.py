@@ -123,6 +123,13 @@ def _raise_in_band_error(data: Any) -> None:
         raise upstream_error(data["error"], "backend error: ")
 
 
+def _may_carry_usage_or_error(data: bytes) -> bool:
+    """A passed-through chunk worth decoding: one with an error, or with usage that is not null (the last
+    chunk when the client asked for ``include_usage``). Over-matching costs a decode, never correctness."""
+    return b'"error"' in data or (b'"usage"' in data and b'"usage":null' not in data
+                                  and b'"usage": null' not in data)
+
+
 class OpenAICompatProvider(Provider):
     name: ClassVar[str] = "openai-compatible"
 
@@ -180,8 +187,8 @@ class OpenAICompatProvider(Provider):
                                       provider=self.backend.name)
         return data
 
-    async def chat_stream(self, body: dict[str, Any], model: str,
-                          observe: Callable[[dict[str, Any]], None] | None = None) -> AsyncGenerator[bytes, None]:
+    def chat_stream(self, body: dict[str, Any], model: str,
+                    observe: Callable[[dict[str, Any]], None] | None = None) -> AsyncGenerator[bytes, None]:
         """The backend's SSE bytes, whole events only; an in-band error event (OpenRouter sends them in 200
         answers) raises instead, so it is retried or falls back like an error status, or ends the client's
         stream with lynkr's own error event. ``observe`` sees each event (usage accounting)."""
@@ -191,10 +198,9 @@ class OpenAICompatProvider(Provider):
             if observe is not None and isinstance(event, dict):
                 observe(event)
 
-        async with post(self.http, self.url, self._passthrough(body, model), provider=self.backend.name,
-                        headers=self.headers, timeout=self.timeout) as resp:
-            async for chunk in sse_passthrough(resp, self.backend.name, inspect):
-                yield chunk
+        return sse_passthrough(post(self.http, self.url, self._passthrough(body, model), provider=self.backend.name,
+                                    headers=self.headers, timeout=self.timeout), self.backend.name, inspect,
+                               parse=_may_carry_usage_or_error)
 
     # --- Anthropic clients, through the hub ------------------------------------------------------
 

@@ -99,19 +99,22 @@ async def store_chat(request: web.Request, look: Lookup, completion: dict[str, A
     await request.app[ANSWERS].store(look, message, provider=route.provider.backend.name, model=route.model)
 
 
-async def tap_chat_bytes(request: web.Request, look: Lookup, chunks: AsyncGenerator[bytes, None], *,
-                         route: Route, model: str) -> AsyncGenerator[bytes, None]:
+def tap_chat_bytes(request: web.Request, look: Lookup, chunks: AsyncGenerator[bytes, None], *,
+                   route: Route, model: str) -> AsyncGenerator[bytes, None]:
     """A passed-through Chat Completions stream (bytes, unchanged): when it ends with ``[DONE]``, fold it into
-    the answer for the cache and the session transcript. Costs nothing when neither wants it."""
-    wanted = answer_sink.get() is not None or (look.key is not None and not look.hit)
+    the answer for the cache and the session transcript. ``chunks`` itself when neither wants it."""
+    if answer_sink.get() is None and (look.key is None or look.hit):
+        return chunks
+    return _kept_chat_bytes(request, look, chunks, route=route, model=model)
+
+
+async def _kept_chat_bytes(request: web.Request, look: Lookup, chunks: AsyncGenerator[bytes, None], *,
+                           route: Route, model: str) -> AsyncGenerator[bytes, None]:
     seen: list[bytes] = []
     async with aclosing(chunks):
         async for chunk in chunks:
-            if wanted:
-                seen.append(chunk)
+            seen.append(chunk)
             yield chunk
-    if not wanted:
-        return
     decoder = SSEDecoder()
     events = decoder.feed(b"".join(seen)) + decoder.close()
     if not events or events[-1].data.strip() != "[DONE]":
