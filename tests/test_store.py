@@ -55,3 +55,47 @@ async def test_close_flushes_the_queue(tmp_path):
     database.enqueue("INSERT INTO q VALUES (1)")
     await database.close()
     assert sqlite3.connect(tmp_path / "q.db").execute("SELECT count(*) FROM q").fetchone()[0] == 1
+
+
+
+async def test_opening_retries_a_wal_switch_sqlite_refused(tmp_path, monkeypatch):
+    """Workers (--workers N) open one new database at once; SQLite may refuse the switch to WAL with
+    "database is locked" without waiting out the busy timeout (a worker died at startup, now and then).
+    Opening tries again instead."""
+    import aiosqlite
+
+    refusals = [sqlite3.OperationalError("database is locked")] * 2
+    real = aiosqlite.Connection.execute
+
+    def execute(self, sql, *args, **kwargs):
+        if sql == "PRAGMA journal_mode=WAL" and refusals:
+            raise refusals.pop()
+        return real(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "execute", execute)
+    db = await Database(tmp_path / "shared.db").open()
+    try:
+        assert not refusals
+        assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
+    finally:
+        await db.close()
+
+
+async def test_a_database_that_cannot_be_opened_leaves_no_thread_behind(tmp_path, monkeypatch):
+    import asyncio
+    import threading
+
+    import aiosqlite
+
+    def refuse(self, sql, *args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    before = threading.active_count()
+    monkeypatch.setattr(aiosqlite.Connection, "execute", refuse)
+    with pytest.raises(sqlite3.OperationalError):
+        await Database(tmp_path / "x.db").open()
+    for _ in range(100):  # a closed connection's thread ends just after close() returns
+        if threading.active_count() == before:
+            break
+        await asyncio.sleep(0.01)
+    assert threading.active_count() == before  # an aiosqlite thread left running keeps the process alive

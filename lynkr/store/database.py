@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -42,17 +43,37 @@ class Database:
     async def open(self) -> Database:
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000", "foreign_keys=ON"):
-            await self._writer.execute(f"PRAGMA {pragma}")
-        await self._writer.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (family TEXT NOT NULL, version INTEGER NOT NULL, "
-            "applied_at REAL NOT NULL, PRIMARY KEY (family, version))")
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._reader.execute("PRAGMA busy_timeout=5000")
+        try:
+            self._writer = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
+            await self._writer.execute("PRAGMA busy_timeout=5000")
+            await self._wal()
+            for pragma in ("synchronous=NORMAL", "foreign_keys=ON"):
+                await self._writer.execute(f"PRAGMA {pragma}")
+            await self._writer.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (family TEXT NOT NULL, version INTEGER NOT NULL, "
+                "applied_at REAL NOT NULL, PRIMARY KEY (family, version))")
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
+            await self._reader.execute("PRAGMA busy_timeout=5000")
+        except BaseException:
+            await self.close()  # each connection is a thread that would keep the process alive
+            raise
         self._reader.row_factory = aiosqlite.Row
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"sqlite-flush:{self.path.name}")
         return self
+
+    async def _wal(self, attempts: int = 50) -> None:
+        """Switch to WAL. Workers (``--workers N``) open one new file at once, and SQLite may refuse the switch
+        with "database is locked" at once, without waiting out the busy timeout, while another connection is
+        making the same switch (seen: a worker died at startup). So: try again, for up to ~5 s."""
+        assert self._writer is not None
+        for n in range(attempts):
+            try:
+                await self._writer.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or n == attempts - 1:
+                    raise
+            await asyncio.sleep(0.1)
 
     async def close(self) -> None:
         if self._flusher is not None:
