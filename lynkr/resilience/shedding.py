@@ -63,19 +63,19 @@ class LoadShedder:
         self._limit = memory_limit_bytes() if self.memory_fraction else None
         self.idle.set()
 
-    def enter(self) -> None:
-        """Admit one request, the current task (or raise Overloaded)."""
+    def enter(self, task: asyncio.Task[Any] | None = None) -> None:
+        """Admit one request, running in ``task`` (or raise Overloaded)."""
         self.check()
         self.active += 1
         self.idle.clear()
-        if (task := asyncio.current_task()) is not None:
+        if task is not None:
             self.tasks.add(task)
 
-    def leave(self) -> None:
+    def leave(self, task: asyncio.Task[Any] | None = None) -> None:
         self.active -= 1
         if not self.active:
             self.idle.set()
-        if (task := asyncio.current_task()) is not None:
+        if task is not None:
             self.tasks.discard(task)
 
     def abort(self) -> set[asyncio.Task[Any]]:

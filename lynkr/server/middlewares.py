@@ -99,8 +99,9 @@ async def admission(request: web.Request, handler: Handler) -> web.StreamRespons
     shedder = request.app[SHEDDER]
     if request.app[STATE]["draining"]:
         raise ShuttingDown("lynkr is shutting down; retry (another instance will answer)", retry_after=2)
+    task = asyncio.current_task()  # once: on Python 3.11 each call is a getpid system call
     try:
-        shedder.enter()
+        shedder.enter(task)
     except Overloaded as err:  # Anthropic's 529 overloaded_error; OpenAI clients get a 503
         if dialect(request.path) == "openai":
             raise OverloadedOpenAI(err.message, retry_after=err.retry_after) from None
@@ -108,13 +109,12 @@ async def admission(request: web.Request, handler: Handler) -> web.StreamRespons
     try:
         return await handler(request)
     except asyncio.CancelledError:
-        task = asyncio.current_task()
         if not shedder.aborting or task is None:
             raise
         task.uncancel()  # the drain's time ran out (LoadShedder.abort): answer with an error, not a cut
         raise ShuttingDown(ABORTED, retry_after=2) from None
     finally:
-        shedder.leave()
+        shedder.leave(task)
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
