@@ -100,17 +100,3 @@ async def test_a_database_that_cannot_be_opened_leaves_no_thread_behind(tmp_path
         await asyncio.sleep(0.01)
     assert threading.active_count() == before  # an aiosqlite thread left running keeps the process alive
 
-
-async def test_queued_inserts_go_in_multi_row_statements_in_order(db, monkeypatch):
-    """Runs of one INSERT become multi-row statements (sqlite3 retakes the GIL per row it steps), chunked
-    below SQLite's variable limit; other statements, and the order between runs, stay as queued."""
-    monkeypatch.setattr("lynkr.store.database._MAX_VARIABLES", 7)  # 3 rows of 2 per statement
-    await db.migrate("t", ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)"])
-    for i in range(10):
-        db.enqueue("INSERT INTO t (id, v) VALUES (?, ?)", (i, f"v{i}"))
-    db.enqueue("UPDATE t SET v = ? WHERE id = ?", ("changed", 3))
-    db.enqueue("INSERT OR REPLACE INTO t (id, v) VALUES (?, ?)", (4, "replaced"))
-    db.enqueue("INSERT OR REPLACE INTO t (id, v) VALUES (?, ?)", (10, "new"))
-    await db.flush()
-    rows = {r[0]: r[1] for r in await db.fetchall("SELECT id, v FROM t")}
-    assert rows == {**{i: f"v{i}" for i in range(10)}, 3: "changed", 4: "replaced", 10: "new"}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -27,12 +26,6 @@ import aiosqlite
 from loguru import logger
 
 Params = Sequence[Any] | dict[str, Any]
-
-
-# An INSERT of one row of parameters, which can take many rows in one statement.
-_PLAIN_INSERT = re.compile(r"^(INSERT\b.*?\bVALUES\s*)(\(\s*\?(?:\s*,\s*\?)*\s*\))\s*$", re.S | re.I)
-# SQLITE_MAX_VARIABLE_NUMBER: 999 before SQLite 3.32, 32766 since
-_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 
 class Database:
@@ -165,22 +158,9 @@ class Database:
         batch, self._pending = self._pending, []
         await self._writer.execute("BEGIN IMMEDIATE")
         try:
-            # one statement per run of the same one: each await is a hop to the writer thread
-            for sql, group in itertools.groupby(batch, key=lambda item: item[0]):
-                rows = [params for _, params in group]
-                insert = _PLAIN_INSERT.match(sql) if len(rows) > 1 else None
-                if insert is None:
-                    await self._writer.executemany(sql, rows)
-                    continue
-                # one multi-row INSERT instead of executemany: sqlite3 releases and retakes the GIL for every
-                # row it steps, and each time it had to wait for the event loop's thread to let go (measured:
-                # ~0.8 futex calls, thread switches, per request under load); now once per statement
-                head, one = insert.group(1), insert.group(2)
-                per = max(1, _MAX_VARIABLES // max(1, one.count("?")))
-                for i in range(0, len(rows), per):
-                    chunk = rows[i:i + per]
-                    await self._writer.execute(head + ", ".join([one] * len(chunk)),
-                                               [value for row in chunk for value in row])
+            # one executemany per run of the same statement: each await is a hop to the writer thread
+            for sql, rows in itertools.groupby(batch, key=lambda item: item[0]):
+                await self._writer.executemany(sql, [params for _, params in rows])
             await self._writer.execute("COMMIT")
         except Exception:
             await self._writer.execute("ROLLBACK")
