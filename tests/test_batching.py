@@ -83,3 +83,42 @@ async def test_limit_yields_to_the_loop():
     assert out == list(range(10))
     assert pending is not None and await pending == 10
     await events.aclose()
+
+
+async def test_a_generator_that_ends_after_a_wait_ends_the_pending_step():
+    async def gen():
+        yield 1
+        await asyncio.sleep(0.001)  # e.g. the backend's end of stream, in a read of its own
+
+    out: list[int] = []
+    pending = next_batch(gen(), out)
+    assert out == [1] and pending is not None
+    with pytest.raises(StopAsyncIteration):
+        await pending
+
+
+async def test_the_writer_ends_a_stream_that_ends_after_a_wait_cleanly(aiohttp_client):
+    """The last event, then a wait, then the end: the client gets the events and nothing else (lynkr used
+    to take the end for a failure, log "stream failed" and append an error event to a finished stream)."""
+    from aiohttp import web
+
+    from lynkr.server.keys import SHEDDER
+    from lynkr.server.streaming import stream_events
+
+    async def events():
+        yield b"data: 2\n\n"
+        yield b"data: [DONE]\n\n"
+        await asyncio.sleep(0.01)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        rest = events()
+        return await stream_events(request, b"data: 1\n\n", rest, encode=lambda b: b,
+                                   encode_error=lambda err: b"data: ERROR\n\n", ping=None, ping_interval=15,
+                                   headers={})
+
+    app = web.Application()
+    app[SHEDDER] = None  # type: ignore[assignment]
+    app.router.add_get("/", handler)
+    client = await aiohttp_client(app)
+    resp = await client.get("/")
+    assert await resp.read() == b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n"

@@ -55,9 +55,10 @@ def _finish(step: Generator[Any, Any, T], future: Any) -> Generator[Any, Any, T]
 def next_batch(events: AsyncGenerator[T, None], out: list[T], limit: int = 64) -> Pending[T] | None:
     """Append to ``out`` the items ``events`` yields without suspending (at most ``limit``).
 
-    Returns None when the generator is exhausted, else the pending step to await (its result is
-    the next item). What the generator raises is raised here, or, when items came before it, by
-    awaiting the pending step (so those items are written first)."""
+    Returns None when the generator is exhausted, else the pending step to await: its result is
+    the next item, or it raises StopAsyncIteration when the generator ends after that wait. What
+    the generator raises is raised here, or, when items came before it, by awaiting the pending
+    step (so those items are written first)."""
     for _ in range(limit):
         step = anext(events).__await__()
         try:

@@ -123,7 +123,11 @@ async def stream_events(
             items.clear()
             if pending is None:
                 break
-            items.append(await pending)
+            try:
+                items.append(await pending)
+            except StopAsyncIteration:  # the stream ended after a wait (a backend's EOF in a read of its own)
+                pending = None
+                break
             pending = None
         if tail:
             await resp.write(tail)
