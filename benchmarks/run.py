@@ -176,6 +176,8 @@ async def _one(session: aiohttp.ClientSession, t: Target, want_gaps: bool) -> Sa
     data = b"".join(parts)
     if t.end_marker not in data[-300:] and not (not t.stream and t.end_marker in data):
         raise BenchError(f"{t.path}: answer from {t.url} ended without {t.end_marker!r}: ...{data[-200:]!r}")
+    if t.stream and b"data:" in data[data.rfind(t.end_marker) + len(t.end_marker):]:
+        raise BenchError(f"{t.path}: stream from {t.url} went on after {t.end_marker!r}: ...{data[-300:]!r}")
     deltas = data.count(t.delta_marker) if t.stream else 0
     return Sample(end - started, first - started, (ttft or end) - started if t.stream else end - started,
                   deltas, gaps)
