@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lynkr.cli import app
-from lynkr.cli import setup as setup_cmd
+from lynkr.cli import app, setup_ollama
 from lynkr.cli.ollama import install_command
 from tests.cli_support import (
     executable,
@@ -133,7 +132,7 @@ def test_ollama_behind_auth_needs_its_key(tmp_path: Path):
 
 def test_remote_ollama_that_does_not_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # another machine's Ollama (played by a closed loopback port): nothing to install or start here
-    monkeypatch.setattr(setup_cmd, "is_local", lambda endpoint: False)
+    monkeypatch.setattr(setup_ollama, "is_local", lambda endpoint: False)
     url = f"http://127.0.0.1:{free_port()}"
     result, env_file = setup(tmp_path, "--endpoint", url, "--no-check")
     assert result.exit_code == 1

@@ -12,14 +12,13 @@ import pytest
 from lynkr.convert.anthropic_stream import fold_events
 from lynkr.convert.bedrock import (
     BedrockTarget,
-    EventStreamDecoder,
     anthropic_to_converse,
-    claude_version,
     converse_stream_to_anthropic,
     converse_to_anthropic,
-    model_traits,
     tool_use_id,
 )
+from lynkr.convert.bedrock_models import claude_version, model_traits
+from lynkr.convert.eventstream import EventStreamDecoder
 from lynkr.errors import (
     InvalidRequest,
     UpstreamBadRequest,

@@ -12,8 +12,9 @@ import orjson
 from loguru import logger
 
 from lynkr.access.cost import estimate_usd
+from lynkr.access.counters import Counters, LimitsStore, MemoryCounters
 from lynkr.access.keys import ANONYMOUS, KeyRing, presented_keys
-from lynkr.access.limits import Admission, Counters, Limits, LimitsStore, MemoryCounters
+from lynkr.access.limits import Admission, Limits
 from lynkr.config import Settings
 from lynkr.errors import AuthenticationFailed, PermissionDenied
 from lynkr.observability.record import RequestRecord

@@ -12,7 +12,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from lynkr.access.limits import Admission, Limits, LimitsStore, Usage, check_budgets, periods, rate_limited
+from lynkr.access.counters import LimitsStore
+from lynkr.access.limits import Admission, Limits, Usage, check_budgets, periods, rate_limited
 
 # KEYS: request bucket, token bucket, day usage, month usage
 # ARGV: rpm, tpm, day ttl (s), month ttl (s), then the day's and the month's budgets (requests, tokens, usd;

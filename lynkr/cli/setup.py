@@ -9,28 +9,16 @@ leaves the old ``.env`` as it was.
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import questionary
 import typer
-from rich.console import Console, RenderableType
+from rich.console import Console
 from rich.panel import Panel
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.syntax import Syntax
 
-from lynkr.cli.agents import state_dir, url_for
+from lynkr.cli.agents import url_for
 from lynkr.cli.checks import (
     KEY_PAGES,
     OPENAI_MODEL_LISTS,
@@ -47,26 +35,12 @@ from lynkr.cli.envfile import (
     backup_path,
     did_you_mean,
     known_names,
-    mask,
     unified_diff,
     write_with_backup,
 )
 from lynkr.cli.net import run
-from lynkr.cli.ollama import (
-    DEFAULT_ENDPOINT,
-    INSTALL_COMMAND,
-    MIN_CONTEXT,
-    RECOMMENDED_CONTEXT,
-    RECOMMENDED_MODELS,
-    OllamaAdmin,
-    PullError,
-    find_binary,
-    full_name,
-    install_command,
-    is_local,
-    manual_install_hint,
-    start_serve,
-)
+from lynkr.cli.setup_ollama import OllamaSteps
+from lynkr.cli.setup_ui import Backend, Options, SetupError, is_url
 from lynkr.config import Settings
 from lynkr.providers import REGISTRY
 from lynkr.providers.base import BackendSettings
@@ -90,7 +64,6 @@ LABELS = {
 LOCAL = ("ollama", "llamacpp", "lmstudio")
 PRESETS = ("none", "local-first", "cloud-first", "split")
 ALIASES = {"vertex"}  # another name for gemini: not offered twice
-OTHER = "__other__"
 PROBES: dict[str, Callable[[BackendSettings, float], Coroutine[Any, Any, list[Check]]]] = {
     **{n: check_openai_compatible for n in OPENAI_MODEL_LISTS},
     "anthropic": check_anthropic,
@@ -110,10 +83,6 @@ HEADER = """# lynkr settings, written by `lynkr setup`. .env.example documents e
 # `lynkr config show` prints the effective values and `lynkr doctor` checks them."""
 
 
-class SetupError(Exception):
-    """The wizard cannot go on; the message says what to do."""
-
-
 def _default(attr: str) -> str | None:
     """A setting's default as text (None when it has none, or is not a plain setting)."""
     field = Settings.model_fields.get(attr)
@@ -129,112 +98,8 @@ ENDPOINT_PROMPTS = {
 }
 
 
-# -- asking ---------------------------------------------------------------------------------------------
-
-
-class Asker:
-    """Questions with defaults. Interactive: questionary prompts (Ctrl-C raises KeyboardInterrupt).
-    Non-interactive: the default, or an error naming the flag that gives the answer."""
-
-    def __init__(self, interactive: bool) -> None:
-        self.interactive = interactive
-
-    def _need(self, default: Any, flag: str) -> Any:
-        if default is None or default == "":
-            raise SetupError(f"{flag} is required with --non-interactive")
-        return default
-
-    def select(self, message: str, choices: list[tuple[str, str]], default: str) -> str:
-        if not self.interactive:
-            return default
-        options = [questionary.Choice(label, value=value) for value, label in choices]
-        chosen = next((o for o in options if o.value == default), options[0])
-        return str(questionary.select(message, options, default=chosen).unsafe_ask())
-
-    def checkbox(self, message: str, choices: list[tuple[str, str]], defaults: list[str]) -> list[str]:
-        if not self.interactive:
-            return defaults
-        options = [questionary.Choice(label, value=value, checked=value in defaults) for value, label in choices]
-        answer = questionary.checkbox(message, options, validate=lambda a: bool(a) or "choose at least one "
-                                      "(space toggles, enter confirms)").unsafe_ask()
-        return [str(a) for a in answer]
-
-    def text(self, message: str, default: str | None, flag: str,
-             validate: Callable[[str], bool | str] | None = None) -> str:
-        if not self.interactive:
-            value = str(self._need(default, flag))
-            problem = validate(value) if validate else True
-            if problem is not True:
-                raise SetupError(f"{flag}: {problem}")
-            return value
-        return str(questionary.text(message, default=default or "", validate=validate or (lambda _: True))
-                   .unsafe_ask()).strip()
-
-    def secret(self, message: str, default: str | None, flag: str) -> str:
-        if not self.interactive:
-            return str(self._need(default, flag))
-        if default and questionary.confirm(f"Keep the key you have ({mask(default)})?", default=True).unsafe_ask():
-            return default
-        return str(questionary.password(message, validate=lambda a: bool(a.strip()) or "paste the key").unsafe_ask()
-                   ).strip()
-
-    def confirm(self, message: str, default: bool) -> bool:
-        if not self.interactive:
-            return default
-        return bool(questionary.confirm(message, default=default).unsafe_ask())
-
-
-# -- what the flags say ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Options:
-    env_file: Path
-    interactive: bool = True
-    providers: list[str] = field(default_factory=list)
-    model: str | None = None
-    api_key: str | None = None
-    endpoint: str | None = None
-    num_ctx: int | None = None
-    pull: bool = True
-    start_ollama: bool = True
-    install_ollama: bool = False
-    tiers: str | None = None
-    tier: list[str] = field(default_factory=list)
-    sets: dict[str, str] = field(default_factory=dict)
-    port: int | None = None
-    check: bool = True
-    yes: bool = False
-    installer: str | None = None
-    ollama_binary: str = "ollama"
-
-
-@dataclass
-class Backend:
-    name: str
-    model: str
-    values: dict[str, str]
-
-
-class Wizard:
-    def __init__(self, opts: Options, console: Console, environ: Mapping[str, str]) -> None:
-        self.opts = opts
-        self.ui = Asker(opts.interactive)
-        self.console = console
-        self.environ = environ
-        self.env = EnvFile.load(opts.env_file)
-        self.primary: str = ""
-
-    # values known before asking: flags, then the existing .env, then the environment
-    def current(self, var: str) -> str | None:
-        return self.opts.sets.get(var) or self.env.get(var) or self.environ.get(var) or None
-
-    def flag(self, name: str, attr: str) -> Any:
-        """A primary-backend flag (--model, --api-key, --endpoint) applies to the primary backend only."""
-        return getattr(self.opts, attr) if name == self.primary else None
-
-    def say(self, text: RenderableType) -> None:
-        self.console.print(text)
+class Wizard(OllamaSteps):
+    """Every step of ``lynkr setup`` (the Ollama ones in ``lynkr.cli.setup_ollama``)."""
 
     # -- the steps ------------------------------------------------------------------------------------
 
@@ -282,151 +147,6 @@ class Wizard:
             return self.ollama()
         return self.remote(name)
 
-    # -- Ollama ---------------------------------------------------------------------------------------
-
-    def ollama(self) -> Backend:
-        endpoint = self.ui.text("Ollama URL:", self.flag("ollama", "endpoint") or self.current("OLLAMA_ENDPOINT")
-                                or DEFAULT_ENDPOINT, "--endpoint", validate=_url)
-        key = self.current("OLLAMA_API_KEY")
-        admin = OllamaAdmin(endpoint, key)
-        tags = run(admin.tags())
-        if not tags.reached:
-            self.bring_up_ollama(admin, tags.error)
-            tags = run(admin.tags())
-        if tags.status in (401, 403):
-            key = self.ui.secret("Ollama at this URL wants a key (OLLAMA_API_KEY):", None, "--set OLLAMA_API_KEY=...")
-            admin = OllamaAdmin(endpoint, key)
-            tags = run(admin.tags())
-        if not tags.ok:
-            raise SetupError(f"Ollama at {endpoint} answered {tags.message()}")
-        values = {"OLLAMA_ENDPOINT": endpoint}
-        if key:
-            values["OLLAMA_API_KEY"] = key
-        while True:
-            model = self.choose_ollama_model(admin, admin.model_names(tags))
-            num_ctx = self.ollama_context(admin, model)
-            if self.verify_tool_call(admin, model, num_ctx):
-                break
-            tags = run(admin.tags())
-        values |= {"OLLAMA_MODEL": model, "OLLAMA_NUM_CTX": str(num_ctx)}
-        return Backend("ollama", model, values)
-
-    def bring_up_ollama(self, admin: OllamaAdmin, error: str) -> None:
-        endpoint = admin.endpoint
-        if not is_local(endpoint):
-            raise SetupError(f"cannot reach Ollama at {endpoint} ({error}); check the URL, or start Ollama there")
-        binary = find_binary(self.opts.ollama_binary)
-        if binary is None:
-            self.say("Ollama is not installed on this machine.")
-            cmd = install_command(override=self.opts.installer)
-            if cmd is None:
-                raise SetupError(f"install Ollama ({manual_install_hint()}), then run lynkr setup again")
-            shown = self.opts.installer or INSTALL_COMMAND
-            if not self.ui.confirm(f"Install Ollama now with the official installer ({shown})?",
-                                   self.opts.install_ollama):
-                raise SetupError(f"lynkr needs Ollama at {endpoint}: install it ({manual_install_hint()}) and run "
-                                 "lynkr setup again, or choose another backend")
-            self.say(f"[dim]$ {shown}[/]")
-            code = subprocess.call(cmd)
-            if code != 0:
-                raise SetupError(f"the Ollama installer failed (exit {code}); install it by hand: "
-                                 f"{manual_install_hint()}")
-            binary = find_binary(self.opts.ollama_binary)
-            if binary is None:
-                raise SetupError("Ollama was installed but `ollama` is not on PATH yet: open a new terminal and "
-                                 "run lynkr setup again")
-            if run(admin.wait_until_up(2)):  # the Linux installer starts a service
-                return
-        if not self.ui.confirm(f"Ollama is installed but not answering at {endpoint}. Start `ollama serve` in the "
-                               "background?", self.opts.start_ollama):
-            raise SetupError(f"start Ollama (ollama serve) so it answers at {endpoint}, then run lynkr setup again")
-        log = state_dir() / "ollama-serve.log"
-        proc = start_serve(binary, endpoint, log)
-        with self.console.status("waiting for ollama serve..."):
-            up = run(admin.wait_until_up(30))
-        if not up:
-            raise SetupError(f"ollama serve did not answer at {endpoint} within 30 s (see {log})")
-        self.say(f"started ollama serve (pid {proc.pid}, log {log}); it keeps running after setup")
-
-    def choose_ollama_model(self, admin: OllamaAdmin, installed: list[str]) -> str:
-        have = {full_name(n) for n in installed}
-        choices = [(n, f"{n} (installed)") for n in installed]
-        choices += [(n, f"{n}: {what} (will download)") for n, what in RECOMMENDED_MODELS if full_name(n) not in have]
-        choices.append((OTHER, "another model (type its name)"))
-        wanted = self.flag("ollama", "model") or self.current("OLLAMA_MODEL")
-        recommended = [n for n, _ in RECOMMENDED_MODELS]
-        default = (wanted if wanted else next((n for n in installed if n in recommended), None)
-                   or (installed[0] if installed else recommended[0]))
-        if default not in {v for v, _ in choices}:
-            choices.insert(0, (default, f"{default} (will download)"))
-        model = self.ui.select("Which model?", choices, default)
-        if model == OTHER:
-            model = self.ui.text("Model name (as in `ollama pull NAME`):", None, "--model",
-                                 validate=lambda a: bool(a.strip()) or "type a model name")
-        if full_name(model) not in have:
-            if not self.ui.confirm(f"{model} is not installed. Download it now?", self.opts.pull):
-                raise SetupError(f"{model} is not installed: run ollama pull {model}, then lynkr setup again")
-            self.pull(admin, model)
-        return model
-
-    def pull(self, admin: OllamaAdmin, model: str) -> None:
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                            TimeRemainingColumn(), console=self.console)
-        tasks: dict[str, TaskID] = {}
-        last_status: list[str] = []
-
-        def on(event: dict[str, Any]) -> None:
-            status = str(event.get("status", ""))
-            digest, total = event.get("digest"), event.get("total")
-            if digest and total:
-                if digest not in tasks:
-                    tasks[digest] = progress.add_task(f"{status.split()[0]} {str(digest).split(':')[-1][:12]}",
-                                                      total=int(total))
-                progress.update(tasks[digest], completed=int(event.get("completed") or 0))
-            elif status and status not in last_status:
-                last_status.append(status)
-                progress.console.print(f"  {status}")
-
-        self.say(f"pulling {model} through {admin.url('/api/pull')}")
-        try:
-            with progress:
-                run(admin.pull(model, on))
-        except PullError as exc:
-            raise SetupError(f"could not download {model}: {exc}") from None
-        except KeyboardInterrupt:
-            self.say("download interrupted; Ollama keeps what it has and resumes next time")
-            raise
-        self.say(f"[green]{model} downloaded[/]")
-
-    def ollama_context(self, admin: OllamaAdmin, model: str) -> int:
-        trained = admin.context_length(run(admin.show(model)))
-        if trained and trained < MIN_CONTEXT:
-            self.say(f"[yellow]{model} was trained for {trained:,} tokens; Claude Code's prompt alone needs "
-                     f"~{MIN_CONTEXT:,}. Expect it to lose track.[/]")
-        default = self.opts.num_ctx or int(self.current("OLLAMA_NUM_CTX") or 0) or (
-            min(RECOMMENDED_CONTEXT, trained) if trained else RECOMMENDED_CONTEXT)
-        about = f" ({model} supports up to {trained:,}; more context needs more memory)" if trained else ""
-        answer = self.ui.text(f"Context window in tokens (OLLAMA_NUM_CTX){about}:", str(default), "--num-ctx",
-                              validate=_positive_int)
-        return int(answer)
-
-    def verify_tool_call(self, admin: OllamaAdmin, model: str, num_ctx: int) -> bool:
-        if not self.opts.check:
-            return True
-        with self.console.status(f"asking {model} to call a tool (the first answer loads the model)..."):
-            result = run(admin.tool_check(model, num_ctx))
-        if result.ok:
-            self.say(f"[green]tool call ok[/]: {result.detail}")
-            return True
-        self.say(f"[yellow]tool call check failed[/]: {result.detail}\nClaude Code and Codex work through tool "
-                 "calls; a model that cannot make them will only chat.")
-        if self.ui.confirm("Use this model anyway?", False):
-            return True
-        if not self.ui.interactive:
-            raise SetupError(f"{model} failed the tool-call check ({result.detail}); pick another --model or pass "
-                             "--no-check")
-        return False
-
     # -- OpenAI-compatible backends -----------------------------------------------------------------
 
     def remote(self, name: str) -> Backend:
@@ -439,7 +159,7 @@ class Wizard:
         ask_endpoint = is_field(spec.endpoint) and (spec.endpoint in spec.required or name in LOCAL)
         if ask_endpoint:
             endpoint = self.ui.text(ENDPOINT_PROMPTS.get(name, f"{endpoint_var}:"), endpoint or None,
-                                    f"--set {endpoint_var}=...", validate=_url)
+                                    f"--set {endpoint_var}=...", validate=is_url)
         needs_key = spec.api_key is not None and spec.api_key in spec.required
         key = self.flag(name, "api_key") or (self.current(key_var) if spec.api_key else None)
         model = self.flag(name, "model") or self.current(model_var) or _default(spec.model) or ""
@@ -533,14 +253,6 @@ def tier_presets(backends: list[Backend]) -> dict[str, tuple[str, dict[str, str]
         presets["split"] = (f"split: simple and medium on {a}, complex and reasoning on {b}",
                             dict(zip(TIER_VARIABLES, (a, a, b, b), strict=True)))
     return presets
-
-
-def _url(value: str) -> bool | str:
-    return value.startswith(("http://", "https://")) or "a URL starting with http:// or https://"
-
-
-def _positive_int(value: str) -> bool | str:
-    return (value.strip().isdigit() and int(value) > 0) or "a whole number of tokens, e.g. 32768"
 
 
 # -- writing --------------------------------------------------------------------------------------------

@@ -4,19 +4,16 @@ Shapes follow the ``bedrock-runtime`` 2023-09-30 service model (REST JSON: blobs
 strings). The full history is converted block by block: earlier ``tool_use`` / ``tool_result`` turns
 become ``toolUse`` / ``toolResult`` blocks, images stay images, signed thinking stays
 ``reasoningContent`` for Claude. ConverseStream's binary ``application/vnd.amazon.eventstream`` frames
-are decoded incrementally by ``EventStreamDecoder`` (botocore's parser, CRC-checked) and translated
-as they arrive by ``converse_stream_to_anthropic``.
+are decoded by ``lynkr.convert.eventstream`` and translated as they arrive by
+``converse_stream_to_anthropic``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import orjson
-from botocore.eventstream import EventStreamBuffer, EventStreamMessage, ParserError
+from typing import Any
 
 from lynkr.convert import hub
 from lynkr.convert.anthropic_stream import (
@@ -27,22 +24,12 @@ from lynkr.convert.anthropic_stream import (
     new_tool_id,
     usage_block,
 )
+from lynkr.convert.bedrock_models import ModelTraits, model_traits
+from lynkr.convert.eventstream import BACKEND, BedrockEvent
 from lynkr.convert.schema import DEFAULT_DROP, clean_schema
-from lynkr.errors import (
-    InvalidRequest,
-    UpstreamBadRequest,
-    UpstreamBadResponse,
-    UpstreamError,
-    UpstreamOverloaded,
-    UpstreamPermissionError,
-    UpstreamRateLimited,
-    UpstreamServerError,
-    UpstreamTimeout,
-)
+from lynkr.errors import InvalidRequest, UpstreamBadResponse
 
-BACKEND = "bedrock"
 Block = dict[str, Any]
-BedrockEvent = tuple[str, dict[str, Any]]  # (``:event-type``, JSON payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,25 +37,6 @@ class BedrockTarget:
     model: str  # a model ID, inference-profile ID or ARN
     max_output_tokens: int | None = None
 
-
-# --- what each model family accepts ------------------------------------------------------------
-
-ThinkingMode = Literal["none", "budget", "both", "adaptive", "as-asked"]
-
-# Largest maxTokens per Claude model on Bedrock (first match wins); others are not clamped.
-_CLAUDE_OUTPUT_LIMITS: tuple[tuple[re.Pattern[str], int], ...] = tuple(
-    (re.compile(p), n)
-    for p, n in (
-        (r"claude-3-5-", 8_192),
-        (r"claude-3-7-", 64_000),
-        (r"claude-3-", 4_096),
-        (r"claude-opus-4-6", 128_000),
-        (r"claude-opus-4-5", 64_000),
-        (r"claude-opus-4(-1)?-\d{8}", 32_000),
-        (r"claude-(sonnet|haiku)-4", 64_000),
-    )
-)
-_CLAUDE_VERSION = re.compile(r"claude-(?:(?:opus|sonnet|haiku)-)?(\d+)(?:-(\d{1,2})(?!\d))?")
 
 # Converse stopReason -> Anthropic stop_reason
 STOP_REASONS: dict[str, str] = {
@@ -89,41 +57,6 @@ _MIN_BUDGET = 1_024  # Anthropic's floor for thinking.budget_tokens
 
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                   "image/webp": "webp"}
-
-
-@dataclass(frozen=True, slots=True)
-class ModelTraits:
-    claude: bool
-    thinking: ThinkingMode
-    cache_points: bool
-    output_limit: int | None
-
-
-def claude_version(model: str) -> tuple[int, int] | None:
-    """(major, minor) of a Claude model ID (``anthropic.claude-sonnet-4-5-...`` -> (4, 5)), if it has one."""
-    m = _CLAUDE_VERSION.search(model)
-    return (int(m.group(1)), int(m.group(2) or 0)) if m else None
-
-
-def model_traits(model: str) -> ModelTraits:
-    if "claude" not in model.lower():
-        # Nova, Llama, Mistral, DeepSeek...: the portable Converse subset only
-        return ModelTraits(claude=False, thinking="none", cache_points=False, output_limit=None)
-    limit = next((n for p, n in _CLAUDE_OUTPUT_LIMITS if p.search(model)), None)
-    v = claude_version(model)
-    if v is None:  # a Claude name we cannot date: send what the client asked for
-        return ModelTraits(claude=True, thinking="as-asked", cache_points=True, output_limit=limit)
-    thinking: ThinkingMode
-    if v < (3, 7):
-        thinking = "none"
-    elif v < (4, 6):
-        thinking = "budget"
-    elif v == (4, 6):
-        thinking = "both"
-    else:
-        thinking = "adaptive"  # Claude 4.7 and later reject budget_tokens
-    cache = v >= (3, 7) or "claude-3-5-haiku" in model
-    return ModelTraits(claude=True, thinking=thinking, cache_points=cache, output_limit=limit)
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -422,86 +355,6 @@ def _tool_input(value: Any) -> dict[str, Any]:
 
 
 # --- event streams -----------------------------------------------------------------------------
-
-# ConverseStream exception frames (``:exception-type``) -> lynkr's error classes
-_STREAM_EXCEPTIONS: dict[str, type[UpstreamError]] = {
-    "throttlingException": UpstreamRateLimited,
-    "validationException": UpstreamBadRequest,
-    "serviceUnavailableException": UpstreamOverloaded,
-    "internalServerException": UpstreamServerError,
-    "modelStreamErrorException": UpstreamServerError,
-    "modelTimeoutException": UpstreamTimeout,
-    "accessDeniedException": UpstreamPermissionError,
-}
-
-
-def _header(message: EventStreamMessage, name: str) -> str:
-    value = message.headers.get(name)
-    return value if isinstance(value, str) else ""
-
-
-class EventStreamDecoder:
-    """AWS event-stream frames -> ``(event type, payload)``, fed bytes as they arrive in any pieces.
-
-    botocore's ``EventStreamBuffer`` parses the frames and checks both CRC32s; its errors, and
-    ``exception`` / ``error`` frames, become lynkr upstream errors (raised after the events before them).
-    """
-
-    def __init__(self) -> None:
-        self._buffer = EventStreamBuffer()
-        self._pending = 0  # bytes fed but not yet part of a whole frame
-
-    def feed(self, data: bytes) -> Iterator[BedrockEvent]:
-        if not data:
-            return
-        self._pending += len(data)
-        self._buffer.add_data(data)
-        while True:
-            try:
-                message = next(self._buffer)
-            except StopIteration:
-                return
-            except ParserError as exc:
-                raise UpstreamBadResponse(f"Bedrock sent a broken event-stream frame ({exc})",
-                                          provider=BACKEND) from None
-            self._pending -= message.prelude.total_length
-            yield self._event(message)
-
-    def close(self) -> None:
-        if self._pending:
-            raise UpstreamBadResponse(f"Bedrock's stream ended inside a frame ({self._pending} bytes left over)",
-                                      provider=BACKEND)
-
-    @staticmethod
-    def _event(message: EventStreamMessage) -> BedrockEvent:
-        kind = _header(message, ":message-type") or "event"
-        if kind == "exception":
-            name = _header(message, ":exception-type")
-            raise _exception(name, _payload(message, name))
-        if kind == "error":
-            code, text = _header(message, ":error-code"), _header(message, ":error-message")
-            raise UpstreamServerError(f"Bedrock stream error {code}: {text}", provider=BACKEND)
-        name = _header(message, ":event-type")
-        return name, _payload(message, name)
-
-
-def _payload(message: EventStreamMessage, name: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(message.payload) if message.payload else {}
-    except orjson.JSONDecodeError:
-        raise UpstreamBadResponse(f"Bedrock {name or 'event'} frame payload is not JSON: {message.payload[:200]!r}",
-                                  provider=BACKEND) from None
-    if not isinstance(value, dict):
-        raise UpstreamBadResponse(f"Bedrock {name or 'event'} frame payload is not an object", provider=BACKEND)
-    return value
-
-
-def _exception(name: str, payload: dict[str, Any]) -> UpstreamError:
-    cls = _STREAM_EXCEPTIONS.get(name, UpstreamServerError)
-    text = str(payload.get("message") or payload.get("Message") or "no message")
-    if payload.get("originalStatusCode") or payload.get("originalMessage"):
-        text += f" (model said {payload.get('originalStatusCode', '?')}: {payload.get('originalMessage', '')})"
-    return cls(f"Bedrock {name or 'exception'}: {text}", provider=BACKEND)
 
 
 async def converse_stream_to_anthropic(

@@ -23,13 +23,12 @@ from yarl import URL
 
 from lynkr.config import Settings
 from lynkr.convert.bedrock import (
-    BedrockEvent,
     BedrockTarget,
-    EventStreamDecoder,
     anthropic_to_converse,
     converse_stream_to_anthropic,
     converse_to_anthropic,
 )
+from lynkr.convert.eventstream import BedrockEvent, EventStreamDecoder
 from lynkr.errors import (
     UpstreamAuthError,
     UpstreamBadRequest,
