@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from lynkr.config import Settings
 from lynkr.server import create_app
+from lynkr.sse import SSEDecoder
 from tests.fakes import ollama_server, openai_server
 from tests.fakes.script import Script
 
@@ -75,6 +77,12 @@ async def lynkr_ollama(
 ) -> tuple[TestClient, Script]:
     client = await aiohttp_client(create_app(ollama_settings(ollama_upstream)))
     return client, ollama_upstream.script
+
+
+async def read_events(resp: Any) -> list[tuple[str | None, dict[str, Any]]]:
+    """A whole SSE answer as (event name, JSON data) pairs."""
+    decoder = SSEDecoder()
+    return [(e.event, orjson.loads(e.data)) for e in decoder.feed(await resp.read()) + decoder.close()]
 
 
 def claude_request(**over: Any) -> dict[str, Any]:

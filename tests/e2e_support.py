@@ -239,26 +239,9 @@ async def run_claude(claude: str, args: list[str], *, cwd: Path, home: Path, bas
 
     ``cwd`` and ``home`` must exist; ``home`` should be fresh (no ~/.claude.json: ``-p`` needs none).
     """
-    argv = [claude, *args]
     with refused_port() as port:
-        started = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, env=claude_env(claude, base_url, home, port),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the CLI and anything it spawned
-            out, err = await proc.communicate()
-            run = Run(argv, -1, out.decode(errors="replace"), err.decode(errors="replace"),
-                      time.monotonic() - started)
-            pytest.fail(f"Claude Code did not finish within {timeout:.0f}s\n{run.report()}")
-        seconds = time.monotonic() - started
-    assert proc.returncode is not None
-    return Run(argv, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"), seconds)
+        return await run_process([claude, *args], cwd=cwd, env=claude_env(claude, base_url, home, port),
+                                 timeout=timeout, what="Claude Code")
 
 
 def explain(run: Run, traffic: list[Exchange], upstream_requests: list[dict[str, Any]]) -> str:

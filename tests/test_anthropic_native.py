@@ -19,7 +19,7 @@ from lynkr.providers import check_settings
 from lynkr.providers.anthropic import messages_url, passthrough_events
 from lynkr.server import create_app
 from lynkr.sse import SSEDecoder
-from tests.conftest import SECRET, Upstream, claude_request, make_settings
+from tests.conftest import SECRET, Upstream, claude_request, make_settings, read_events
 from tests.fakes import anthropic_server
 from tests.fakes.anthropic_server import MESSAGE_ID, SIGNATURE, error_body, render_body, render_events, sse_bytes
 from tests.fakes.script import Answer, Failure, Raw, Script, ToolCall
@@ -55,11 +55,6 @@ def native_settings(provider: str, upstream: Upstream, **extra: Any) -> Settings
 async def lynkr(aiohttp_client: ClientFactory, settings: Settings) -> TestClient:
     return await aiohttp_client(create_app(settings))
 
-
-async def read_events(resp: Any) -> list[tuple[str | None, dict[str, Any]]]:
-    decoder = SSEDecoder()
-    events = decoder.feed(await resp.read()) + decoder.close()
-    return [(e.event, json.loads(e.data)) for e in events]
 
 
 def claude_code_body(**over: Any) -> dict[str, Any]:

@@ -31,26 +31,24 @@ from lynkr.errors import (
 )
 from tests.fakes.bedrock_server import encode_frame, error_frame, event_frame, exception_frame, frames
 from tests.test_convert_openai import CLEAN_TOOLS, MID_SYSTEM, keys_anywhere, png_block
-from tests.transcripts import aiter, assert_stream_grammar, chunkings, claude_code_request, collect, shape
+from tests.transcripts import (
+    MODEL,
+    aiter,
+    assert_stream_grammar,
+    assistant,
+    chunkings,
+    claude_code_request,
+    collect,
+    req,
+    shape,
+    user,
+)
 
-MODEL = "claude-opus-4-8"  # what the client asked for
 MSG_ID = "msg_feedface0123456789abcdef"
 SONNET_45 = BedrockTarget("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
 SONNET_35 = BedrockTarget("anthropic.claude-3-5-sonnet-20241022-v2:0")
 NOVA = BedrockTarget("amazon.nova-pro-v1:0")
 SIG = "EqQBCkYIBxgCKkBv0gS9c3lnbmF0dXJl"
-
-
-def req(**over: Any) -> dict[str, Any]:
-    return {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "Hi"}], **over}
-
-
-def user(content: Any) -> dict[str, Any]:
-    return {"role": "user", "content": content}
-
-
-def assistant(content: Any) -> dict[str, Any]:
-    return {"role": "assistant", "content": content}
 
 
 def tool_specs() -> list[dict[str, Any]]:

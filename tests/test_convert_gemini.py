@@ -17,10 +17,10 @@ from lynkr.convert.gemini import (
     GeminiTarget,
     anthropic_to_gemini,
     gemini_events,
-    gemini_schema,
     gemini_stream_to_anthropic,
     gemini_to_anthropic,
 )
+from lynkr.convert.gemini_schema import gemini_schema
 from lynkr.errors import (
     InvalidRequest,
     UpstreamBadRequest,
@@ -31,34 +31,25 @@ from lynkr.errors import (
 )
 from tests.fakes.gemini_server import Invalid, check
 from tests.transcripts import (
+    MODEL,
     aiter,
     assert_stream_grammar,
+    assistant,
     chunkings,
     claude_code_request,
     collect,
     decode_sse_json,
     line_endings,
+    req,
     shape,
+    user,
 )
 
 HERE = Path(__file__).parent / "transcripts"
 TRANSCRIPTS = ("gemini_thinking_parallel_tools", "gemini_text_max_tokens")
-MODEL = "claude-opus-4-8"
 MSG_ID = "msg_0123456789abcdef01234567"
 FLASH = GeminiTarget(model="gemini-2.5-flash")
 PNG = "iVBORw0KGgo="
-
-
-def req(**over: Any) -> dict[str, Any]:
-    return {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "Hi"}], **over}
-
-
-def user(content: Any) -> dict[str, Any]:
-    return {"role": "user", "content": content}
-
-
-def assistant(content: Any) -> dict[str, Any]:
-    return {"role": "assistant", "content": content}
 
 
 def sse(name: str) -> bytes:

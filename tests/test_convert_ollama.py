@@ -12,6 +12,7 @@ from lynkr.convert.ollama import OllamaTarget, anthropic_to_ollama, ollama_strea
 from lynkr.errors import InvalidRequest, UpstreamBadResponse, UpstreamServerError
 from tests.test_convert_openai import CLEAN_TOOLS, MID_SYSTEM, SYSTEM_TEXT, keys_anywhere, png_block
 from tests.transcripts import (
+    MODEL,
     OLLAMA,
     aiter,
     assert_stream_grammar,
@@ -21,22 +22,15 @@ from tests.transcripts import (
     collect,
     decode_ndjson,
     line_endings,
+    req,
     shape,
     stream_bytes,
+    user,
 )
 
-MODEL = "claude-opus-4-8"
 MSG_ID = "msg_feedface0123456789abcdef"
 QWEN = OllamaTarget(model="qwen3:8b")
 LLAMA = OllamaTarget(model="llama3.2")
-
-
-def req(**over: Any) -> dict[str, Any]:
-    return {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "Hi"}], **over}
-
-
-def user(content: Any) -> dict[str, Any]:
-    return {"role": "user", "content": content}
 
 
 def normalise_tool_ids(message: dict[str, Any]) -> dict[str, Any]:

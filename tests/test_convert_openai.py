@@ -20,6 +20,7 @@ from lynkr.errors import (
 )
 from lynkr.wire.anthropic import validate_messages_request
 from tests.transcripts import (
+    MODEL,
     OPENAI,
     aiter,
     assert_stream_grammar,
@@ -29,11 +30,12 @@ from tests.transcripts import (
     collect,
     decode_sse_json,
     line_endings,
+    req,
     shape,
     stream_bytes,
+    user,
 )
 
-MODEL = "claude-opus-4-8"  # the model the client asked for; answers carry it back
 MSG_ID = "msg_0123456789abcdef01234567"
 
 # The flavours lynkr.providers.openai_compat configures, as targets
@@ -44,15 +46,6 @@ OPENAI_GPT5 = ChatTarget(backend="openai", model="gpt-5", max_tokens_field="max_
 OPENROUTER = ChatTarget(backend="openrouter", model="openai/gpt-4o", reasoning="openrouter")
 LLAMACPP = ChatTarget(backend="llamacpp", model="qwen3-coder-30b-a3b", system_in_conversation=False,
                       supports_top_k=True)
-
-
-def req(**over: Any) -> dict[str, Any]:
-    body = {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "Hi"}]}
-    return {**body, **over}
-
-
-def user(content: Any) -> dict[str, Any]:
-    return {"role": "user", "content": content}
 
 
 def png_block(data: str = "iVBORw0KGgo=") -> dict[str, Any]:

@@ -31,6 +31,7 @@ from lynkr.errors import (
 )
 from tests.fakes.responses_server import State, check
 from tests.transcripts import (
+    MODEL,
     aiter,
     assert_stream_grammar,
     chunkings,
@@ -40,22 +41,18 @@ from tests.transcripts import (
     inside_utf8_chars,
     line_endings,
     random_splits,
+    req,
     shape,
     split_at,
 )
 
 HERE = Path(__file__).parent / "transcripts"
 TRANSCRIPTS = ("responses_reasoning_parallel_tools", "responses_text_incomplete")
-MODEL = "claude-opus-4-8"
 MSG_ID = "msg_0123456789abcdef01234567"
 GPT5 = ResponsesTarget(backend="openai", model="gpt-5.1-codex", reasoning=True)
 GPT4O = ResponsesTarget(backend="azure-openai", model="gpt-4o")
 ENCRYPTED = "gAAAAABpH1x2Zm9vYmFyLWVuY3J5cHRlZC1yZWFzb25pbmctY29udGVudC0wMTIzNDU2Nzg5YWJjZGVm"
 PNG = "iVBORw0KGgo="
-
-
-def req(**over: Any) -> dict[str, Any]:
-    return {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "Hi"}], **over}
 
 
 def sse(name: str) -> bytes:

@@ -17,8 +17,8 @@ from lynkr.errors import ConfigError
 from lynkr.providers import backend_settings, check_settings
 from lynkr.providers.openai_compat import chat_url, join_path
 from lynkr.server import create_app
-from lynkr.sse import SSEDecoder
 from tests.conftest import SECRET, Upstream, claude_request, make_settings
+from tests.conftest import read_events as read_sse
 from tests.fakes.script import Answer, Failure, Raw, ToolCall
 
 ClientFactory = Callable[..., Awaitable[TestClient]]
@@ -39,8 +39,7 @@ async def lynkr(aiohttp_client: ClientFactory, settings: Settings) -> TestClient
 
 
 async def read_events(resp: Any) -> list[dict[str, Any]]:
-    decoder = SSEDecoder()
-    return [json.loads(e.data) for e in decoder.feed(await resp.read()) + decoder.close()]
+    return [data for _, data in await read_sse(resp)]
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,7 @@ from lynkr.convert.anthropic_stream import fold_events
 from lynkr.errors import ConfigError
 from lynkr.providers import check_settings
 from lynkr.server import create_app
-from lynkr.sse import SSEDecoder
-from tests.conftest import SECRET, Upstream, claude_request, make_settings
+from tests.conftest import SECRET, Upstream, claude_request, make_settings, read_events
 from tests.fakes import gemini_server
 from tests.fakes.gemini_server import GeminiAnswer
 from tests.fakes.script import Answer, Failure, Raw, Script, ToolCall
@@ -51,11 +50,6 @@ def gemini_settings(upstream: Upstream, provider: str = "vertex", **extra: Any) 
 async def lynkr(aiohttp_client: ClientFactory, settings: Settings) -> TestClient:
     return await aiohttp_client(create_app(settings))
 
-
-async def read_events(resp: Any) -> list[tuple[str | None, dict[str, Any]]]:
-    decoder = SSEDecoder()
-    events = decoder.feed(await resp.read()) + decoder.close()
-    return [(e.event, json.loads(e.data)) for e in events]
 
 
 def thinking_request(**over: Any) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from lynkr.convert.openai_chat import ChatTarget, anthropic_to_chat
 from lynkr.errors import ConfigError
 from lynkr.providers import check_settings
 from lynkr.server import create_app
-from lynkr.sse import SSEDecoder
 from tests.conftest import SECRET, Upstream, claude_request, make_settings
+from tests.conftest import read_events as read_sse
 from tests.fakes.script import Answer, Failure, Raw, ToolCall
 from tests.transcripts import aiter, collect
 
@@ -39,8 +39,7 @@ async def lynkr(aiohttp_client: ClientFactory, settings: Settings) -> TestClient
 
 
 async def read_events(resp: Any) -> list[dict[str, Any]]:
-    decoder = SSEDecoder()
-    return [json.loads(e.data) for e in decoder.feed(await resp.read()) + decoder.close()]
+    return [data for _, data in await read_sse(resp)]
 
 
 HISTORY = [

@@ -9,15 +9,8 @@ import pytest
 
 from lynkr.convert.anthropic_stream import fold_events
 from lynkr.server import create_app
-from lynkr.sse import SSEDecoder
-from tests.conftest import SECRET, claude_request, make_settings, ollama_settings, openai_settings
+from tests.conftest import SECRET, claude_request, make_settings, ollama_settings, openai_settings, read_events
 from tests.fakes.script import Answer, Failure, Raw, ToolCall
-
-
-async def read_events(resp: Any) -> list[tuple[str | None, dict[str, Any]]]:
-    decoder = SSEDecoder()
-    events = decoder.feed(await resp.read()) + decoder.close()
-    return [(e.event, json.loads(e.data)) for e in events]
 
 
 def assert_well_formed(events: list[tuple[str | None, dict[str, Any]]]) -> None:

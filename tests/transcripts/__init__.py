@@ -23,6 +23,23 @@ OPENAI = ("openai_reasoning_parallel_tools", "openai_text_length")
 OLLAMA = ("ollama_thinking_tools", "ollama_text_length")
 
 
+# The model a client asks for in the converter tests (answers carry it back), and request builders.
+MODEL = "claude-opus-4-8"
+
+
+def req(**over: Any) -> dict[str, Any]:
+    """A minimal Anthropic Messages request, with ``over`` replacing or adding fields."""
+    return {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "Hi"}], **over}
+
+
+def user(content: Any) -> dict[str, Any]:
+    return {"role": "user", "content": content}
+
+
+def assistant(content: Any) -> dict[str, Any]:
+    return {"role": "assistant", "content": content}
+
+
 def stream_bytes(name: str) -> bytes:
     suffix = ".sse" if name.startswith("openai") else ".ndjson"
     return (HERE / (name + suffix)).read_bytes()
