@@ -26,7 +26,7 @@ from lynkr.convert.anthropic_stream import (
 )
 from lynkr.convert.bedrock_models import ModelTraits, model_traits
 from lynkr.convert.eventstream import BACKEND, BedrockEvent
-from lynkr.convert.schema import DEFAULT_DROP, clean_schema
+from lynkr.convert.schema import function_tools
 from lynkr.errors import InvalidRequest, UpstreamBadResponse
 
 Block = dict[str, Any]
@@ -266,8 +266,9 @@ def anthropic_to_converse(req: dict[str, Any], target: BedrockTarget) -> dict[st
 
 def _tool_config(req: dict[str, Any], conv: _Converter) -> dict[str, Any] | None:
     tools: list[Block] = []
-    for t in hub.function_tools(req):
-        spec: Block = {"name": t["name"], "inputSchema": {"json": clean_schema(t["input_schema"], DEFAULT_DROP)}}
+    declared = hub.function_tools(req)
+    for t, fn in zip(declared, function_tools(declared), strict=True):  # schemas cleaned once per tool set
+        spec: Block = {"name": t["name"], "inputSchema": {"json": fn["function"]["parameters"]}}
         if t.get("description"):
             spec["description"] = t["description"]
         conv.cached(tools, {"toolSpec": spec}, t)

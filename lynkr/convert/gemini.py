@@ -35,7 +35,7 @@ import orjson
 
 from lynkr.convert import hub
 from lynkr.convert.anthropic_stream import Event, MessageStream, fold_events, new_tool_id, usage_block
-from lynkr.convert.gemini_schema import function_declaration, gemini_schema
+from lynkr.convert.gemini_schema import function_declarations, gemini_schema
 from lynkr.errors import (
     InvalidRequest,
     UpstreamBadResponse,
@@ -109,7 +109,7 @@ def anthropic_to_gemini(req: dict[str, Any], target: GeminiTarget) -> dict[str, 
 
     tools = hub.function_tools(req)
     if tools:
-        out["tools"] = [{"functionDeclarations": [function_declaration(t) for t in tools]}]
+        out["tools"] = [{"functionDeclarations": function_declarations(tools)}]
         if config := _function_calling_config(req.get("tool_choice") or {}):
             out["toolConfig"] = {"functionCallingConfig": config}
 

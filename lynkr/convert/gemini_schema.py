@@ -1,12 +1,14 @@
 """JSON Schema (any draft, as clients write tool schemas) -> the OpenAPI 3.0 subset Gemini's ``Schema`` takes:
 ``$ref`` is inlined, type arrays become ``nullable``, ``const`` an ``enum``, unsupported keywords and formats
-go."""
+go. Tool declarations are memoised by content (clients resend the same tools every turn)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
+
+from lynkr.convert.schema import ToolsMemo
 
 # Schema keywords Gemini accepts and lynkr keeps as they are
 _SCALARS = ("title", "description", "minimum", "maximum", "minItems", "maxItems", "minLength", "maxLength",
@@ -139,3 +141,7 @@ def function_declaration(tool: dict[str, Any]) -> dict[str, Any]:
         decl["parameters"] = params  # a function without parameters declares none
     return decl
 
+
+function_declarations = ToolsMemo(lambda tools: [function_declaration(t) for t in tools])
+"""Anthropic tools as Gemini ``functionDeclarations``, memoised by content (the list is shared: do not change
+it)."""
