@@ -135,7 +135,7 @@ def post(
     provider: str,
     headers: dict[str, str] | None = None,
     timeout: aiohttp.ClientTimeout | None = None,
-) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+) -> _Call:
     """POST ``body`` as JSON: ``async with post(...) as resp`` gives the response once it is 2xx, else raises
     the typed error."""
     return _Call(http.post(url, data=orjson.dumps(body), headers={**_JSON, **headers} if headers else _JSON,
@@ -149,7 +149,7 @@ def get(
     provider: str,
     headers: dict[str, str] | None = None,
     timeout: aiohttp.ClientTimeout | None = None,
-) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+) -> _Call:
     """GET ``url``, as ``post``."""
     return _Call(http.get(url, headers=headers, timeout=timeout, proxy=proxy_for(url)), provider, url)
 
@@ -163,15 +163,11 @@ async def read_json(resp: aiohttp.ClientResponse, provider: str) -> Any:
                                   provider=provider) from None
 
 
-Answer = aiohttp.ClientResponse | AbstractAsyncContextManager[aiohttp.ClientResponse]
+Answer = aiohttp.ClientResponse | _Call  # a response already open, or the call (``post(...)``) that opens one
 
 
 def _opened(answer: Answer) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-    """The request, to enter; or a response already open (anything that is not a context manager reads
-    as one: tests feed the readers objects with only ``.content``)."""
-    if isinstance(answer, aiohttp.ClientResponse) or not hasattr(answer, "__aenter__"):
-        return nullcontext(answer)  # type: ignore[arg-type]
-    return answer
+    return answer if isinstance(answer, _Call) else nullcontext(answer)
 
 
 async def sse_json(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any]]:
