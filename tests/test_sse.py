@@ -236,6 +236,17 @@ def test_message_stream_builds_the_event_grammar() -> None:
     }
 
 
+def test_thinking_after_a_signature_opens_a_new_block() -> None:
+    """A signature ends the thinking it signs: more thinking is another block (Gemini signs every thought)."""
+    out = MessageStream(model="claude-x", message_id="msg_1")
+    events = [*out.thinking("a", signature="s1"), *out.thinking("b"), *out.thinking("", signature="s2"),
+              *out.finish("end_turn")]
+    assert_stream_grammar(events)
+    assert shape(events)[:7] == ["message_start", "start 0 thinking", "delta 0 thinking_delta",
+                                 "delta 0 signature_delta", "stop 0", "start 1 thinking", "delta 1 thinking_delta"]
+    assert [(b["thinking"], b["signature"]) for b in fold_events(events)["content"]] == [("a", "s1"), ("b", "s2")]
+
+
 def test_message_stream_with_no_content() -> None:
     out = MessageStream(model="m")
     events = out.finish("end_turn")

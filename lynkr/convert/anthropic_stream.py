@@ -74,7 +74,7 @@ def parse_tool_input(raw: str) -> dict[str, Any]:
 class MessageStream:
     """Emits the Anthropic event sequence for one answer. One instance per answer, never shared."""
 
-    __slots__ = ("_kind", "_open_key", "_tools", "index", "message_id", "model", "started")
+    __slots__ = ("_kind", "_open_key", "_signed", "_tools", "index", "message_id", "model", "started")
 
     def __init__(self, *, model: str, message_id: str | None = None) -> None:
         self.model = model
@@ -82,6 +82,7 @@ class MessageStream:
         self.index = -1
         self._kind: str | None = None  # type of the open block, None when closed
         self._open_key: object = None
+        self._signed = False  # the open thinking block already carries its signature
         self.started = False  # message_start sent (read-only for callers)
         self._tools: dict[object, int] = {}
 
@@ -102,6 +103,7 @@ class MessageStream:
         self.index += 1
         self._kind = block["type"]
         self._open_key = key
+        self._signed = False
         out.append({"type": "content_block_start", "index": self.index, "content_block": block})
 
     def text(self, text: str) -> list[Event]:
@@ -115,10 +117,12 @@ class MessageStream:
         return out
 
     def thinking(self, text: str, signature: str | None = None) -> list[Event]:
+        """Thinking text and/or its signature. A signature ends what it signs: thinking after it opens a
+        new block (Gemini signs every thought part)."""
         out = self.start()
         if not text and not signature:
             return out
-        if self._kind != "thinking":
+        if self._kind != "thinking" or self._signed:
             self._open(out, {"type": "thinking", "thinking": "", "signature": ""})
         if text:
             out.append({"type": "content_block_delta", "index": self.index,
@@ -126,6 +130,7 @@ class MessageStream:
         if signature:
             out.append({"type": "content_block_delta", "index": self.index,
                         "delta": {"type": "signature_delta", "signature": signature}})
+            self._signed = True
         return out
 
     def tool_call(

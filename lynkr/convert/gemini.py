@@ -287,46 +287,16 @@ def gemini_error(error: Any, prefix: str = "") -> UpstreamError:
     return UpstreamServerError(message)
 
 
-class _Blocks(MessageStream):
-    """The message builder, plus what Gemini's signatures need: a thinking block that holds only a
-    signature, and a new thinking block after a signed one."""
-
-    __slots__ = ("_signed",)
-
-    def __init__(self, *, model: str, message_id: str | None = None) -> None:
-        super().__init__(model=model, message_id=message_id)
-        self._signed = False  # the open thinking block already carries a signature
-
-    def thought(self, text: str, signature: str | None) -> list[Event]:
-        out = self.start()
-        if not text and not signature:
-            return out
-        if self._kind != "thinking" or self._signed:
-            self._open(out, {"type": "thinking", "thinking": "", "signature": ""})
-            self._signed = False
-        if text:
-            out.append({"type": "content_block_delta", "index": self.index,
-                        "delta": {"type": "thinking_delta", "thinking": text}})
-        if signature:
-            out.append({"type": "content_block_delta", "index": self.index,
-                        "delta": {"type": "signature_delta", "signature": signature}})
-            self._signed = True
-        return out
-
-    def signature(self, signature: str) -> list[Event]:
-        out = self.start()
-        self._open(out, {"type": "thinking", "thinking": "", "signature": ""})
-        out.append({"type": "content_block_delta", "index": self.index,
-                    "delta": {"type": "signature_delta", "signature": signature}})
-        self._signed = True
-        return out
+def _signature_block(out: MessageStream, signature: str) -> list[Event]:
+    """A thinking block holding only a signature (one that belongs to a function call or a text part)."""
+    return out.end_block() + out.thinking("", signature)
 
 
 class _Reader:
     """Reads Gemini answer chunks (one for a non-streamed answer) into Anthropic events."""
 
     def __init__(self, model: str, message_id: str | None) -> None:
-        self.blocks = _Blocks(model=model, message_id=message_id)
+        self.blocks = MessageStream(model=model, message_id=message_id)
         self.calls = 0
         self.finish: str | None = None
         self.blocked = False
@@ -352,10 +322,10 @@ class _Reader:
         out = self.blocks
         signature = part.get("thoughtSignature") or None
         if part.get("thought"):
-            return out.thought(part.get("text") or "", signature)
+            return out.thinking(part.get("text") or "", signature)
         if "functionCall" in part:
             call = part["functionCall"] or {}
-            events = out.signature(signature) if signature else []
+            events = _signature_block(out, signature) if signature else []
             args = call.get("args")
             events += out.tool_call(self.calls, id=new_tool_id(), name=call.get("name") or "",
                                     arguments=orjson.dumps(args if isinstance(args, dict) else {}).decode())
@@ -363,7 +333,7 @@ class _Reader:
             return events
         events = out.text(part["text"]) if isinstance(part.get("text"), str) else []
         if signature:
-            events += out.signature(signature)
+            events += _signature_block(out, signature)
         return events  # executable code, inline images and other parts have no Anthropic form
 
     def end(self) -> list[Event]:
