@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from lynkr.access.cost import estimate_usd
 from lynkr.access.counters import Counters, LimitsStore, MemoryCounters
 from lynkr.access.keys import ANONYMOUS, KeyRing, presented_keys
 from lynkr.access.limits import Admission, Limits
+from lynkr.background import stop
 from lynkr.config import Settings
 from lynkr.errors import AuthenticationFailed, PermissionDenied
 from lynkr.observability.record import RequestRecord
@@ -82,10 +82,7 @@ class AccessControl:
         return control
 
     async def close(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        await stop(self._refresher)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.counters.close()

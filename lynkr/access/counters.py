@@ -5,7 +5,6 @@ keeps them in Redis instead). The policy they apply is ``lynkr.access.limits``."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ from lynkr.access.limits import (
     periods,
     rate_limited,
 )
+from lynkr.background import stop
 from lynkr.store import Database
 
 MIGRATIONS = [
@@ -66,10 +66,7 @@ class LimitsStore:
         return self
 
     async def close(self) -> None:
-        if self._pusher is not None:
-            self._pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pusher
+        await stop(self._pusher)
         self.push()
         await self.db.flush()
 
@@ -139,10 +136,7 @@ class MemoryCounters:
         return self
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
 
     def _bucket(self, key_id: str, kind: str, capacity: int, now: float) -> Bucket:
         b = self.buckets.get((key_id, kind))

@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 from loguru import logger
 
+from lynkr.background import stop
 from lynkr.resilience.breaker import CircuitBreaker
 from lynkr.server.access import SHARED
 from lynkr.server.keys import DISPATCHER
@@ -118,10 +119,7 @@ class BreakerSync:
                 await pubsub.aclose()
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        await stop(self._listener)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

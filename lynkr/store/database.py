@@ -25,6 +25,8 @@ from typing import Any
 import aiosqlite
 from loguru import logger
 
+from lynkr.background import stop
+
 Params = Sequence[Any] | dict[str, Any]
 
 
@@ -76,11 +78,8 @@ class Database:
             await asyncio.sleep(0.1)
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        await stop(self._flusher)
+        self._flusher = None
         await self.flush()
         for conn in (self._reader, self._writer):
             if conn is not None:

@@ -10,7 +10,6 @@ by a periodic sweep.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
 from collections import OrderedDict
@@ -20,6 +19,7 @@ from typing import Any
 import orjson
 from loguru import logger
 
+from lynkr.background import stop
 from lynkr.store import Database
 
 MIGRATIONS = [
@@ -61,10 +61,7 @@ class SessionStore:
         return self
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await stop(self._sweeper)
 
     def record(self, session_id: str, *, request_id: str | None, client_key: str | None, path: str,
                status: int | None, model: str | None, provider: str | None, stream: bool,

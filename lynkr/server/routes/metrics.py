@@ -12,7 +12,6 @@ telemetry row (once the store is open), and the trace when OTEL_EXPORTER_OTLP_EN
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from loguru import logger
 
+from lynkr.background import stop
 from lynkr.errors import InvalidRequest
 from lynkr.observability.metrics import LiveState, Metrics
 from lynkr.observability.prices import PriceTable, load_prices
@@ -223,11 +223,7 @@ async def _observability_ctx(app: web.Application) -> AsyncIterator[None]:
         app[TRACING] = tracing
         app[OBSERVERS].append(tracing.observe)
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await stop(*tasks)
     if tracing is not None:
         await asyncio.to_thread(tracing.shutdown)
 
