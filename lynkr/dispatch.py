@@ -67,13 +67,37 @@ class Route:
         return f"{self.provider.backend.name}:{self.model}{tier} ({self.reason})"
 
 
+class StreamOutcome(Generic[T]):
+    """What the stream writer (``lynkr.server.streaming``) tells the dispatcher about a stream after its first
+    item: ``observe`` sees every item the client gets, and one of ``ended`` (a success for the backend's
+    breaker), ``failed`` (an upstream error) or ``stalled`` (the writer's idle timeout fired) says how it
+    ended. Callbacks, not a generator wrapped around the stream: they cost nothing per item."""
+
+    __slots__ = ("_dispatcher", "name", "observe")
+
+    def __init__(self, dispatcher: Dispatcher, name: str, observe: Callable[[T], None] | None) -> None:
+        self._dispatcher, self.name, self.observe = dispatcher, name, observe
+
+    def ended(self) -> None:
+        self._dispatcher.breakers[self.name].record_success()
+
+    def failed(self, err: UpstreamError) -> None:
+        self._dispatcher.counters[self.name].stream_failures += 1
+        self._dispatcher._failed(self.name, err)
+
+    def stalled(self) -> None:
+        self.failed(UpstreamTimeout(f"{self.name} went silent mid-stream", provider=self.name))
+
+
 @dataclass(slots=True)
 class Opened(Generic[T]):
-    """A stream whose first item has arrived (so the backend accepted the request)."""
+    """A stream whose first item has arrived (so the backend accepted the request). Whoever writes it
+    reports to ``outcome``."""
 
     route: Route
     first: T
     rest: AsyncGenerator[T, None]
+    outcome: StreamOutcome[T]
 
 
 OpenStream = Opened[Event]
@@ -182,15 +206,12 @@ class Dispatcher:
                    opener: Callable[[Route, dict[str, Any]], AsyncGenerator[T, None]],
                    observe: Callable[[T], None] | None = None) -> Opened[T]:
         """Open ``opener(route, request)`` along the plan until one yields its first item. ``observe`` sees
-        every item the client gets (a callback, not another generator layer: it runs once per event)."""
+        every item the client gets (the writer calls it, through ``Opened.outcome``)."""
 
         async def first_item(route: Route, prepared: dict[str, Any]) -> tuple[T, AsyncGenerator[T, None]]:
             events = opener(route, prepared)
             try:
-                first = await anext(events)
-                if observe is not None:
-                    observe(first)
-                return first, events
+                return await anext(events), events
             except StopAsyncIteration:
                 await events.aclose()
                 raise UpstreamBadResponse("backend sent an empty stream",
@@ -200,7 +221,7 @@ class Dispatcher:
                 raise
 
         route, (first, rest) = await self._attempt(self.plan(req, headers), req, first_item, stream=True)
-        return Opened(route, first, self._watch(route.provider.backend.name, rest, observe))
+        return Opened(route, first, rest, StreamOutcome(self, route.provider.backend.name, observe))
 
     async def create_message(self, req: dict[str, Any], headers: Mapping[str, str] | None = None
                              ) -> tuple[Route, dict[str, Any]]:
@@ -225,7 +246,7 @@ class Dispatcher:
                        call: Callable[[Route, dict[str, Any]], Awaitable[R]], *,
                        stream: bool = False) -> tuple[Route, R]:
         """``call`` along the plan. For a stream (``stream=True``) a first item is not yet a success for
-        the backend's breaker: ``_watch`` records the stream's outcome when it ends."""
+        the backend's breaker: the stream writer reports its outcome (``StreamOutcome``) when it ends."""
         errors: list[str] = list(plan.skipped)
         record = current_record.get()
         if record is not None:
@@ -292,37 +313,6 @@ class Dispatcher:
         if counts_against_backend(err):
             self.breakers[name].record_failure()
 
-    async def _watch(self, name: str, events: AsyncGenerator[T, None],
-                     observe: Callable[[T], None] | None = None) -> AsyncGenerator[T, None]:
-        """``events`` after its first item, telling the backend's breaker and counters how the stream ends:
-        a success at its end, a failure on an upstream error or a stall. The idle timeout itself is the
-        stream writer's (``lynkr.server.streaming``, STREAM_IDLE_TIMEOUT_MS): it cancels the wait for the
-        next item, and a wait cancelled after that long a silence is counted as the backend's stall."""
-        loop = asyncio.get_running_loop()
-        stall = self.settings.stream_idle_timeout_ms / 1000 * 0.95  # the writer's timer, less clock slack
-        try:
-            while True:
-                waiting = loop.time()
-                try:
-                    item = await anext(events)
-                except StopAsyncIteration:
-                    self.breakers[name].record_success()
-                    return
-                except UpstreamError as err:
-                    self.counters[name].stream_failures += 1
-                    self._failed(name, err)
-                    raise
-                except asyncio.CancelledError:
-                    if loop.time() - waiting >= stall:
-                        self.counters[name].stream_failures += 1
-                        self._failed(name, UpstreamTimeout(f"{name} went silent mid-stream", provider=name))
-                    raise
-                if observe is not None:
-                    observe(item)
-                yield item
-        finally:
-            await events.aclose()
-
     # --- embeddings (one backend, no chain) ------------------------------------------------------
 
     def embeddings_route(self, requested: str | None) -> Route:
@@ -365,4 +355,4 @@ def _estimate_tokens(req: dict[str, Any]) -> int:
     return len(orjson.dumps({k: req.get(k) for k in ("system", "messages", "tools")})) // 4
 
 
-__all__ = ["Dispatcher", "OpenRaw", "OpenStream", "Opened", "Route"]
+__all__ = ["Dispatcher", "OpenRaw", "OpenStream", "Opened", "Route", "StreamOutcome"]

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from loguru import logger
 
-from lynkr.errors import ABORTED, LynkrError, ShuttingDown, UpstreamTimeout
+from lynkr.dispatch import StreamOutcome
+from lynkr.errors import ABORTED, LynkrError, ShuttingDown, UpstreamError, UpstreamTimeout
 from lynkr.observability.record import current_record
 from lynkr.server.batching import Pending, next_batch
 from lynkr.server.keys import REQUEST_ID, SHEDDER
@@ -95,11 +96,13 @@ async def stream_events(
     headers: dict[str, str],
     idle_timeout: float | None = None,
     tail: bytes = b"",
+    outcome: StreamOutcome[T] | None = None,
 ) -> web.StreamResponse:
     """Write ``first`` and then ``events`` as SSE; the caller has already awaited ``first``.
 
     A timer per stream (``_Watchdog``) sends the pings and enforces ``idle_timeout`` (by cancelling the
-    writer), so the per-event cost is a write and a timestamp."""
+    writer), so the per-event cost is a write and a timestamp. ``outcome`` (the dispatcher's) sees every
+    item and hears how the backend's stream ended: its end, its error, or its silence."""
     resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
     await resp.prepare(request)
     loop = asyncio.get_running_loop()
@@ -107,6 +110,7 @@ async def stream_events(
     watch = _Watchdog(loop, resp, task, ping, ping_interval, idle_timeout) if task and (ping or idle_timeout) \
         else None
     record = current_record.get()
+    observe = outcome.observe if outcome is not None else None
     pending: Pending[T] | None = None
     try:
         if record is not None:
@@ -117,6 +121,9 @@ async def stream_events(
         items: list[T] = [first]
         while True:
             pending = next_batch(events, items)
+            if observe is not None:
+                for item in items:
+                    observe(item)
             await resp.write(b"".join([encode(item) for item in items]))
             if watch is not None:
                 watch.last_event = watch.last_write = loop.time()
@@ -129,6 +136,8 @@ async def stream_events(
                 pending = None
                 break
             pending = None
+        if outcome is not None:
+            outcome.ended()
         if tail:
             await resp.write(tail)
     except ConnectionResetError:
@@ -138,6 +147,8 @@ async def stream_events(
             raise
         if watch is not None and watch.timed_out:
             task.uncancel()
+            if outcome is not None:
+                outcome.stalled()
             who = headers.get("X-Lynkr-Provider") or "the backend"
             await _write_quietly(resp, encode_error(UpstreamTimeout(
                 f"{who} went silent for {idle_timeout:g} s mid-answer (STREAM_IDLE_TIMEOUT_MS)",
@@ -148,6 +159,8 @@ async def stream_events(
         else:
             raise
     except LynkrError as err:
+        if outcome is not None and isinstance(err, UpstreamError):
+            outcome.failed(err)
         await _write_quietly(resp, encode_error(err))
     except Exception:
         logger.opt(exception=True).error("stream failed [{}]", request.get(REQUEST_ID))

@@ -55,18 +55,19 @@ async def messages(request: web.Request) -> web.StreamResponse:
     if body.get("stream") or request.query.get("stream") == "true":
         if look.hit:  # replayed as a real stream, through the same writer
             replay = cache.replay_stream(cache.hit_message(look))
-            first, route_headers, rest = await anext(replay), look.headers(), replay
+            first, route_headers, rest, outcome = await anext(replay), look.headers(), replay, None
         else:
             opened = await dispatcher.open_stream(body, request.headers)
             request[LOG_SUFFIX] = f" {body['model']} -> {opened.route.describe()}"
             first, route_headers = opened.first, {**opened.route.headers(), **look.headers()}
             rest = cache.tap(look, opened.rest, first=opened.first, provider=opened.route.provider.backend.name,
                              model=opened.route.model)
+            outcome = opened.outcome
         async with aclosing(rest if look.hit else opened.rest):
             return await stream_events(
                 request, first, rest, encode=_encode, encode_error=_encode_error, ping=PING,
                 ping_interval=settings.stream_ping_interval, headers=route_headers,
-                idle_timeout=settings.stream_idle_timeout_ms / 1000,
+                idle_timeout=settings.stream_idle_timeout_ms / 1000, outcome=outcome,
             )
     if look.hit:
         return json_response(cache.hit_message(look), look.headers())

@@ -122,7 +122,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return await stream_events(request, opened.first, opened.rest, encode=_raw, encode_error=_error_data,
                                    ping=None, ping_interval=settings.stream_ping_interval,
                                    headers={**opened.route.headers(), **look.headers()},
-                                   idle_timeout=settings.stream_idle_timeout_ms / 1000)
+                                   idle_timeout=settings.stream_idle_timeout_ms / 1000, outcome=opened.outcome)
 
 
 def _frame(ev: dict[str, Any]) -> bytes:
@@ -232,7 +232,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
         return await stream_events(request, opened.first, opened.rest, encode=_raw,
                                    encode_error=lambda err: _frame(ev) if (ev := close(err)) else b"", ping=PING,
                                    ping_interval=settings.stream_ping_interval, headers=opened.route.headers(),
-                                   idle_timeout=settings.stream_idle_timeout_ms / 1000)
+                                   idle_timeout=settings.stream_idle_timeout_ms / 1000, outcome=opened.outcome)
 
 
 def setup(app: web.Application) -> None:
