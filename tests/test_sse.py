@@ -151,6 +151,71 @@ def test_sse_crlf_transcript_cut_between_every_cr_and_lf() -> None:
     assert sse(*split_at(raw, *cr_positions)) == expected
 
 
+# --- sse_json: what the providers read (a bytes fast path for LF streams, the decoder otherwise) --------
+
+
+class _Body:
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def iter_any(self):  # type: ignore[no-untyped-def]
+        for piece in self.pieces:
+            yield piece
+
+
+class _Response:
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.content = _Body(pieces)
+
+
+async def read_sse_json(*pieces: bytes) -> list[object]:
+    from lynkr.providers.http import sse_json
+
+    return [obj async for obj in sse_json(_Response(list(pieces)), "openai")]  # type: ignore[arg-type]
+
+
+def payloads(raw: bytes) -> list[object]:
+    """What the full decoder makes of ``raw``: the JSON payloads before ``[DONE]``."""
+    out: list[object] = []
+    for ev in sse(raw):
+        if ev.data == "[DONE]":
+            break
+        if ev.data:
+            out.append(ev.json())
+    return out
+
+
+@pytest.mark.parametrize("ending", ["lf", "crlf", "cr"])
+async def test_sse_json_reads_a_transcript_the_same_however_it_is_cut(ending: str) -> None:
+    raw = line_endings(stream_bytes(OPENAI[0]), ending)
+    expected = payloads(raw)
+    assert len(expected) > 5
+    for family, cuts in chunkings(raw).items():
+        for pieces in cuts[:60]:
+            assert await read_sse_json(*pieces) == expected, (family, [len(p) for p in pieces])
+
+
+@pytest.mark.parametrize("raw", [
+    b'\xef\xbb\xbfdata: {"a": 1}\n\n',  # a byte order mark first
+    b': keep-alive\n\nevent: x\nid: 3\ndata: {"a":\ndata:  1}\n\n',  # comments, fields, multi-line data
+    b'data: {"a": 1}\n\ndata\n\ndata: {"b": 2}',  # an empty data field; a last event without its blank line
+    b'data: {"a": 1}\n\ndata: [DONE]\n\ndata: {"after": 1}\n\n',  # nothing after [DONE]
+    b'data: {"a": 1}\n\r\ndata: {"b": 2}\r\n\r\n',  # a CR after the first events
+])
+async def test_sse_json_agrees_with_the_decoder(raw: bytes) -> None:
+    expected = payloads(raw)
+    assert expected
+    assert await read_sse_json(raw) == expected
+    assert await read_sse_json(*[raw[i:i + 1] for i in range(len(raw))]) == expected
+
+
+async def test_sse_json_refuses_an_event_that_is_not_json() -> None:
+    from lynkr.errors import UpstreamBadResponse
+
+    with pytest.raises(UpstreamBadResponse, match="not JSON"):
+        await read_sse_json(b'data: {"a": 1}\n\ndata: {oops\n\n')
+
+
 # --- NDJSON ------------------------------------------------------------------------------------
 
 

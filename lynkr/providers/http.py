@@ -173,17 +173,40 @@ def _opened(answer: Answer) -> AbstractAsyncContextManager[aiohttp.ClientRespons
 async def sse_json(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any]]:
     """The JSON payloads of an SSE response, until ``[DONE]`` or the end of the body. ``answer`` is a
     response, or the request that opens one (``post(...)``): the generator then owns the connection,
-    and a provider can hand its translator this generator directly, with no layer of its own per event."""
-    decoder = SSEDecoder()
+    and a provider can hand its translator this generator directly, with no layer of its own per event.
+
+    As in ``sse_passthrough``: streams whose lines end in LF are cut at blank lines with bytes operations
+    and each event's data goes to ``orjson`` as bytes; a CR (or a byte order mark first) switches the rest
+    of the stream to the full decoder (``lynkr.sse``)."""
+    decoder: SSEDecoder | None = None
+    held = b""
+    started = False
     async with _opened(answer) as resp:
         try:
             async for chunk in resp.content.iter_any():
+                if decoder is None:
+                    buf = held + chunk if held else chunk
+                    if b"\r" not in buf and (started or buf[:3] != _BOM[:len(buf[:3])]):
+                        cut = buf.rfind(b"\n\n")
+                        if cut < 0:
+                            held = buf
+                            continue
+                        started, held = True, buf[cut + 2:]
+                        for block in buf[:cut].split(b"\n\n"):
+                            if data := _block_data(block):
+                                if data == b"[DONE]":
+                                    return
+                                yield orjson.loads(data)
+                        continue
+                    decoder = SSEDecoder()  # from here on: the full decoder; held starts at an event boundary
+                    chunk, held = buf, b""
                 for ev in decoder.feed(chunk):
-                    if data := ev.data:
-                        if data == "[DONE]":
+                    if text := ev.data:
+                        if text == "[DONE]":
                             return
-                        yield orjson.loads(data)
-            for ev in decoder.close():
+                        yield orjson.loads(text)
+            rest = decoder.close() if decoder is not None else SSEDecoder().feed(held + b"\n\n") if held else []
+            for ev in rest:
                 if ev.data and ev.data != "[DONE]":
                     yield ev.json()
         except orjson.JSONDecodeError as exc:
@@ -256,19 +279,25 @@ async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any]
 def _check_block(block: bytes, inspect: Callable[[Any], None] | None,
                  parse: Callable[[bytes], bool] | None = None) -> bool:
     """Check one event's data (LF line ends); False when it has no data field."""
-    if block.startswith(b"data:") and b"\n" not in block:  # the usual event: one data line
-        data = block[6:] if block[5:6] == b" " else block[5:]
-    else:
-        lines = [line[6:] if line[5:6] == b" " else line[5:] for line in block.split(b"\n")
-                 if line.startswith(b"data:")]
-        if not lines:
-            return any(line == b"data" for line in block.split(b"\n"))
-        data = b"\n".join(lines)
+    data = _block_data(block)
+    if not data:
+        return data is not None
     if parse is None or parse(data) or data == b"[DONE]":
         _check_event(data, inspect)
     elif not (data[:1] == b"{" and data.rstrip()[-1:] == b"}"):
         orjson.loads(data)  # not an object: raises what a full decode would (or lets a bare JSON value pass)
     return True
+
+
+def _block_data(block: bytes) -> bytes | None:
+    """The data of one event cut at its blank line (LF line ends; lines joined with LF, per the spec), or
+    None when it has no data field."""
+    if block.startswith(b"data:") and b"\n" not in block:  # the usual event: one data line
+        return block[6:] if block[5:6] == b" " else block[5:]
+    lines = [line[6:] if line[5:6] == b" " else line[5:] for line in block.split(b"\n") if line.startswith(b"data:")]
+    if lines:
+        return b"\n".join(lines)
+    return b"" if b"data" in block.split(b"\n") else None
 
 
 def _check_event(data: str | bytes, inspect: Callable[[Any], None] | None) -> None:
