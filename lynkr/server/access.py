@@ -1,9 +1,9 @@
 """Access control in the server: the middleware (who is calling, may they, are they within their limits),
 the rate-limit headers on every answer, the observer that charges tokens, and the shared Redis client.
 
-Middleware order (app.py): request_context (errors in the caller's dialect, the request record) →
-``access`` → admission (load shedding) → handler. So a refused request is rendered like any other error
-and recorded with its key id, and an unauthenticated flood never reaches the shedder's count.
+``authorize`` runs in the request middleware (lynkr.server.middlewares.request_context), after the request
+record is made and before admission (load shedding) and the handler. So a refused request is rendered like
+any other error and recorded with its key id, and an unauthenticated flood never reaches the shedder's count.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from lynkr.access.control import LIMITED_PATHS, AccessControl, Caller
 from lynkr.access.limits import Admission, KeyRateLimited, admission_headers
 from lynkr.errors import ConfigError
 from lynkr.observability.record import current_record
-from lynkr.server.keys import OBSERVERS, SETTINGS, STORE
-from lynkr.server.middlewares import Handler, dialect
+from lynkr.server.keys import AUTHORIZE, OBSERVERS, SETTINGS, STORE
+from lynkr.server.middlewares import dialect
 
 SESSION_HEADERS = ("X-Claude-Code-Session-Id", "x-session-id")
 
@@ -46,12 +46,12 @@ def session_id(headers: Any) -> str | None:
     return None
 
 
-@web.middleware
-async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def authorize(request: web.Request) -> None:
+    """Who is calling, may they, and are they within their limits: raises the typed error if not."""
     control = request.app[ACCESS]
     caller = control.authenticate(request.path, request.headers)
     if caller is None:
-        return await handler(request)
+        return
     request[CALLER] = caller
     record = current_record.get()
     if record is not None:
@@ -65,7 +65,6 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         if admission is not None:
             request[ADMISSION] = admission
-    return await handler(request)
 
 
 async def add_rate_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -112,6 +111,7 @@ async def access_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
+    app[AUTHORIZE] = authorize
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(access_ctx)
     app.on_response_prepare.append(add_rate_headers)

@@ -17,7 +17,7 @@ from lynkr.errors import ConfigError
 from lynkr.providers import Provider, build_provider, configured_backends
 from lynkr.resilience.shedding import LoadShedder
 from lynkr.server import access, answers, breakers, middlewares
-from lynkr.server.keys import DISPATCHER, HTTP, OBSERVERS, RESPONSES, SETTINGS, SHEDDER, STATE, STORE
+from lynkr.server.keys import ACCESS_LOG, DISPATCHER, HTTP, OBSERVERS, RESPONSES, SETTINGS, SHEDDER, STATE, STORE
 from lynkr.server.response_store import ResponseStore
 from lynkr.server.routes import admin, anthropic, health, keys_admin, openai, openai_models, openapi, sessions
 from lynkr.server.routes import dashboard as dashboard_routes
@@ -28,13 +28,13 @@ from lynkr.store import Database
 def create_app(settings: Settings, *, providers: dict[str, Provider] | None = None) -> web.Application:
     """The gateway as an aiohttp app; ``providers`` replaces the configured backends (tests)."""
     app = web.Application(
-        middlewares=[middlewares.request_context, access.access,
-                     # only when on: a middleware is one more frame on every resumption of every stream
-                     *([sessions.transcripts] if settings.session_transcripts_enabled else []),
-                     middlewares.admission],
+        # only when on: a middleware is one more frame on every resumption of every stream
+        middlewares=[middlewares.request_context,
+                     *([sessions.transcripts] if settings.session_transcripts_enabled else [])],
         client_max_size=settings.request_json_limit,
     )
     app[SETTINGS] = settings
+    app[ACCESS_LOG] = settings.log_level.upper() in ("TRACE", "DEBUG", "INFO")
     app[STATE] = {"started": time.monotonic(), "draining": False}
     app[SHEDDER] = LoadShedder(settings.load_shedding_active_requests_threshold,
                                settings.load_shedding_memory_threshold)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import aiohttp
 from aiohttp import web
 
@@ -19,6 +21,9 @@ RESPONSES = web.AppKey("responses", ResponseStore)
 SHEDDER = web.AppKey("shedder", LoadShedder)
 STORE = web.AppKey("store", Database)
 OBSERVERS = web.AppKey("observers", list)  # list[lynkr.observability.record.Observer]
+# who is calling and may they (lynkr.server.access), run by the request middleware before every handler
+AUTHORIZE: web.AppKey[Callable[[web.Request], Awaitable[None]]] = web.AppKey("authorize")
+ACCESS_LOG = web.AppKey("access_log", bool)  # one INFO line per request: only when LOG_LEVEL lets INFO through
 
 REQUEST_ID = web.RequestKey("request_id", str)
 LOG_SUFFIX = web.RequestKey("log_suffix", str)

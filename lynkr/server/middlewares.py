@@ -25,7 +25,7 @@ from lynkr.errors import (
     openai_error_body,
 )
 from lynkr.observability.record import RequestRecord, current_record, notify
-from lynkr.server.keys import LOG_SUFFIX, OBSERVERS, REQUEST_ID, SHEDDER, STATE
+from lynkr.server.keys import ACCESS_LOG, AUTHORIZE, LOG_SUFFIX, OBSERVERS, REQUEST_ID, SHEDDER, STATE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,15 +54,24 @@ def _from_http_exception(exc: web.HTTPException) -> LynkrError:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Accept or mint X-Request-ID; render every failure in the caller's API shape; record the request
-    (lynkr.observability.record) and hand the record to the observers; log one line."""
+    """Every request, in one middleware (each middleware is one more frame on every resumption of every
+    stream): accept or mint X-Request-ID; record the request (lynkr.observability.record) and hand the
+    record to the observers; check the caller (``AUTHORIZE``: lynkr.server.access); admit model requests
+    (load shedding, ``Admitted``); render every failure in the caller's API shape; log one line."""
+    app = request.app
+    path = request.path
     rid = request.headers.get("X-Request-ID") or "req_" + random_hex()
     request[REQUEST_ID] = rid
-    record = RequestRecord(rid, request.method, request.path, dialect(request.path))
+    record = RequestRecord(rid, request.method, path, dialect(path))
     token = current_record.set(record)
     try:
         try:
-            resp = await handler(request)
+            await app[AUTHORIZE](request)
+            if path.startswith(MODEL_PATHS):
+                with Admitted(app, record.dialect):
+                    resp = await handler(request)
+            else:
+                resp = await handler(request)
         except LynkrError as err:
             record.error_type = err.anthropic_type
             resp = render_error(request, err)
@@ -73,16 +82,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             record.error_type = http_err.anthropic_type
             resp = render_error(request, http_err)
         except Exception:
-            logger.opt(exception=True).error("unhandled error on {} {} [{}]", request.method, request.path, rid)
+            logger.opt(exception=True).error("unhandled error on {} {} [{}]", request.method, path, rid)
             record.error_type = "api_error"
             resp = render_error(request, LynkrError(f"internal error in lynkr; see its log for request {rid}"))
     finally:
         current_record.reset(token)
     record.status = resp.status
     record.finished = time.perf_counter()
-    logger.bind(request_id=rid).info("{} {} {} {:.0f}ms [{}]{}", request.method, request.path, resp.status,
-                (record.finished - record.started) * 1000, rid, request.get(LOG_SUFFIX, ""))
-    notify(request.app[OBSERVERS], record)
+    if app[ACCESS_LOG]:
+        logger.bind(request_id=rid).info("{} {} {} {:.0f}ms [{}]{}", request.method, path, resp.status,
+                                         (record.finished - record.started) * 1000, rid, request.get(LOG_SUFFIX, ""))
+    notify(app[OBSERVERS], record)
     return resp
 
 
@@ -90,31 +100,32 @@ MODEL_PATHS = ("/v1/messages", "/v1/chat/completions", "/v1/responses", "/v1/emb
                "/responses")
 
 
-@web.middleware
-async def admission(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Model requests only: refused while draining or overloaded, counted while in flight (the drain
-    waits for the count to reach zero). Health, metrics and admin paths always pass."""
-    if not request.path.startswith(MODEL_PATHS):
-        return await handler(request)
-    shedder = request.app[SHEDDER]
-    if request.app[STATE]["draining"]:
-        raise ShuttingDown("lynkr is shutting down; retry (another instance will answer)", retry_after=2)
-    task = asyncio.current_task()  # once: on Python 3.11 each call is a getpid system call
-    try:
-        shedder.enter(task)
-    except Overloaded as err:  # Anthropic's 529 overloaded_error; OpenAI clients get a 503
-        if dialect(request.path) == "openai":
-            raise OverloadedOpenAI(err.message, retry_after=err.retry_after) from None
-        raise
-    try:
-        return await handler(request)
-    except asyncio.CancelledError:
-        if not shedder.aborting or task is None:
+class Admitted:
+    """``with Admitted(app):`` around a model request: refused while draining or overloaded, counted while in
+    flight (the drain waits for the count to reach zero). Health, metrics and admin paths are not counted."""
+
+    __slots__ = ("shedder", "task")
+
+    def __init__(self, app: web.Application, dialect: str) -> None:
+        if app[STATE]["draining"]:
+            raise ShuttingDown("lynkr is shutting down; retry (another instance will answer)", retry_after=2)
+        self.shedder = app[SHEDDER]
+        self.task = asyncio.current_task()  # once: on Python 3.11 each call is a getpid system call
+        try:
+            self.shedder.enter(self.task)
+        except Overloaded as err:  # Anthropic's 529 overloaded_error; OpenAI clients get a 503
+            if dialect == "openai":
+                raise OverloadedOpenAI(err.message, retry_after=err.retry_after) from None
             raise
-        task.uncancel()  # the drain's time ran out (LoadShedder.abort): answer with an error, not a cut
-        raise ShuttingDown(ABORTED, retry_after=2) from None
-    finally:
-        shedder.leave(task)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self.shedder.leave(self.task)
+        if kind is asyncio.CancelledError and self.shedder.aborting and self.task is not None:
+            self.task.uncancel()  # the drain's time ran out (LoadShedder.abort): answer with an error, not a cut
+            raise ShuttingDown(ABORTED, retry_after=2) from None
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
