@@ -107,6 +107,9 @@ class MessageStream:
         out.append({"type": "content_block_start", "index": self.index, "content_block": block})
 
     def text(self, text: str) -> list[Event]:
+        if self._kind == "text":  # the usual case: one more delta in the open text block
+            return [{"type": "content_block_delta", "index": self.index,
+                     "delta": {"type": "text_delta", "text": text}}] if text else []
         out = self.start()
         if not text or (self._kind == "tool_use" and not text.strip()):
             return out  # whitespace between a call's argument fragments would split the call

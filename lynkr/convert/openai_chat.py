@@ -178,6 +178,9 @@ def _stop_reason(finish: str | None, saw_tool_call: bool) -> str:
     return "end_turn" if reason == "tool_use" else reason
 
 
+_PLAIN_TEXT = frozenset(("content", "role"))  # a delta with only these keys carries text and nothing else
+
+
 def _reasoning_text(obj: dict[str, Any]) -> str | None:
     return obj.get("reasoning_content") or obj.get("reasoning")
 
@@ -264,10 +267,16 @@ async def chat_stream_to_anthropic(
                 if choice.get("index", 0) != 0:
                     continue
                 delta = choice.get("delta") or {}
+                content = delta.get("content")
+                if content.__class__ is str and out.started and delta.keys() <= _PLAIN_TEXT:
+                    for ev in out.text(content):  # the usual chunk: some text and nothing else
+                        yield ev
+                    if f := choice.get("finish_reason"):
+                        finish = f
+                    continue
                 events: list[Event] = out.start() if not out.started else []
                 if reasoning := _reasoning_text(delta):
                     events += out.thinking(reasoning)
-                content = delta.get("content")
                 text = content if content.__class__ is str and "refusal" not in delta else _answer_text(delta)
                 if text:
                     events += out.text(text)
