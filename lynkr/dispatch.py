@@ -151,7 +151,7 @@ class Dispatcher:
         decision = self.router.decide(req, headers)
         plan = Plan(decision, [])
         needs_tools = bool(req.get("tools"))
-        needs_images = _has_images(req)
+        needs_images: bool | None = None  # looked for only when a candidate cannot read images
         tokens: int | None = None
         requested = str(req.get("model", ""))
         for i, c in enumerate(decision.candidates):
@@ -173,12 +173,16 @@ class Dispatcher:
             if needs_tools and not provider.supports_tools:
                 plan.skipped.append(f"{name}: no tool support")
                 continue
-            if needs_images and not provider.supports_images:
-                plan.skipped.append(f"{name}: no image support")
-                continue
+            if not provider.supports_images:
+                if needs_images is None:
+                    needs_images = _has_images(req)
+                if needs_images:
+                    plan.skipped.append(f"{name}: no image support")
+                    continue
             window = provider.context_window(model)
             if window:
-                tokens = tokens if tokens is not None else _estimate_tokens(req)
+                if tokens is None:
+                    tokens = _estimate_tokens(req, window)
                 if tokens > window:
                     plan.skipped.append(f"{name}: ~{tokens} tokens exceed its {window}-token context")
                     continue
@@ -350,8 +354,13 @@ def _has_images(req: dict[str, Any]) -> bool:
     return False
 
 
-def _estimate_tokens(req: dict[str, Any]) -> int:
-    """A fast size estimate (bytes / 4) for context-window checks; count_tokens is the real count."""
+def _estimate_tokens(req: dict[str, Any], window: int) -> int:
+    """A fast size estimate (bytes / 4) for context-window checks; count_tokens is the real count. A client
+    body of less than half the window's worth of bytes is taken at its size (an overestimate), so the
+    request is not serialised again just to learn that it fits."""
+    record = current_record.get()
+    if record is not None and 0 < record.request_bytes // 4 <= window // 2:
+        return record.request_bytes // 4
     return len(orjson.dumps({k: req.get(k) for k in ("system", "messages", "tools")})) // 4
 
 

@@ -27,6 +27,7 @@ class RequestRecord:
     started: float = field(default_factory=time.perf_counter)
     started_at: float = field(default_factory=time.time)  # wall clock, for storage
     client_model: str | None = None
+    request_bytes: int = 0  # the size of the client's body, when it is what the backend gets (Messages API)
     stream: bool = False
     provider: str | None = None
     model: str | None = None

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from lynkr.errors import InvalidRequest, LynkrError, anthropic_error_body
+from lynkr.observability.record import current_record
 from lynkr.providers.base import ClientHints, client_hints
 from lynkr.server import answers
 from lynkr.server.answers import ANSWERS
@@ -46,6 +47,8 @@ def json_response(body: Any, headers: dict[str, str]) -> web.Response:
 
 async def messages(request: web.Request) -> web.StreamResponse:
     body = validate_messages_request(await read_json(request))
+    if (record := current_record.get()) is not None:
+        record.request_bytes = len(await request.read())  # aiohttp keeps the body: no second read
     if beta := request.headers.get("anthropic-beta"):
         client_hints.set(ClientHints(anthropic_beta=beta))
     dispatcher = request.app[DISPATCHER]
