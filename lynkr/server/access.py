@@ -74,6 +74,8 @@ async def add_rate_headers(request: web.Request, response: web.StreamResponse) -
     admission = request.get(ADMISSION)
     if admission is not None and response.status < 400:
         response.headers.update(admission_headers(admission, dialect(request.path)))
+    if "".join(response.headers.values()).isprintable():  # one check in C for the usual answer
+        return
     bad = [(name, value) for name, value in response.headers.items() if not value.isprintable()]
     for name, value in bad:
         response.headers[name] = "".join(c if c.isprintable() else "?" for c in value)
