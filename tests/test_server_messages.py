@@ -88,6 +88,18 @@ async def test_stream_query_flag_and_request_id_echo(lynkr_openai):
     assert fold_events(d for _, d in await read_events(resp))["content"][0]["text"] == "ok"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_model_name_with_control_characters_never_splits_a_header(lynkr_openai, stream):
+    """The client's model name is echoed in X-Lynkr-Model: a CR/LF in it is replaced, never sent on."""
+    client, script = lynkr_openai
+    script.enqueue(Answer(text="ok"))
+    resp = await client.post("/v1/messages", json=claude_request(model="gpt-4o\r\nX-Evil: 1", stream=stream))
+    assert resp.status == 200
+    assert resp.headers["X-Lynkr-Model"] == "gpt-4o??X-Evil: 1"
+    assert "X-Evil" not in resp.headers
+    await resp.read()
+
+
 async def test_claude_model_names_map_to_backend_models(openai_upstream, aiohttp_client):
     client = await aiohttp_client(create_app(openai_settings(openai_upstream, small_fast_model="gpt-4o-mini")))
     script = openai_upstream.script
