@@ -101,9 +101,6 @@ class AnthropicProvider(Provider):
         super().__init__(backend, http, settings)
         self.url = messages_url(backend.endpoint, default_prefix=self.url_prefix)
         self.headers = {"anthropic-version": self.version(), **(self.auth(backend.api_key) if backend.api_key else {})}
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=settings.connect_timeout_ms / 1000, sock_read=backend.timeout_ms / 1000
-        )
 
     def version(self) -> str:
         return ANTHROPIC_VERSION
@@ -142,7 +139,7 @@ class AnthropicProvider(Provider):
     async def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
         name = self.backend.name
         async with post(self.http, self.url, self.body(req, model, stream=True), provider=name,
-                        headers=self.request_headers(), timeout=self.timeout) as resp:
+                        headers=self.request_headers(), timeout=self.stream_timeout) as resp:
             async for ev in passthrough_events(sse_json(resp, name), model=req["model"], provider=name):
                 yield ev
 

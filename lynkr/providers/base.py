@@ -104,6 +104,13 @@ class Provider(ABC):
         self.backend = backend
         self.http = http
         self.settings = settings
+        connect = settings.connect_timeout_ms / 1000
+        # a call waits at most the backend's timeout for each read of its answer
+        self.timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_read=backend.timeout_ms / 1000)
+        # a stream's reads have their guards already: the dispatcher's first-item deadline (the same timeout),
+        # then the stream writer's STREAM_IDLE_TIMEOUT_MS between events. aiohttp's read timeout would cancel
+        # and re-create a loop timer on every read of every stream (~6,000 instructions each, with uvloop)
+        self.stream_timeout = aiohttp.ClientTimeout(total=None, connect=connect)
 
     def context_window(self, model: str) -> int | None:
         """The context window ``model`` has here, when known; routing skips backends it would overflow."""

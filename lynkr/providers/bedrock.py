@@ -52,9 +52,6 @@ class BedrockProvider(Provider):
         super().__init__(backend, http, settings)
         self.region = str(backend.extra.get("bedrock_region") or "us-east-1")
         self.base_url = backend.endpoint.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=settings.connect_timeout_ms / 1000, sock_read=backend.timeout_ms / 1000
-        )
         self._credentials: Any = None  # botocore Credentials, found on first use
         self._credentials_lock = asyncio.Lock()
 
@@ -76,17 +73,19 @@ class BedrockProvider(Provider):
 
     async def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
         body = anthropic_to_converse(req, self.target(model))
-        async with self._post(self.url(model, "converse-stream"), body, model) as resp, \
+        async with self._post(self.url(model, "converse-stream"), body, model, stream=True) as resp, \
                 aclosing(_frames(resp)) as frames:
             async for ev in converse_stream_to_anthropic(frames, model=req["model"]):
                 yield ev
 
     @asynccontextmanager
-    async def _post(self, url: str, body: dict[str, Any], model: str) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def _post(self, url: str, body: dict[str, Any], model: str, *, stream: bool = False
+                    ) -> AsyncIterator[aiohttp.ClientResponse]:
         # post() sends orjson.dumps(body): the same bytes are signed here
         headers = await self._auth_headers(url, orjson.dumps(body))
         try:
-            async with post(self.http, url, body, provider=NAME, headers=headers, timeout=self.timeout) as resp:
+            async with post(self.http, url, body, provider=NAME, headers=headers,
+                            timeout=self.stream_timeout if stream else self.timeout) as resp:
                 yield resp
         except UpstreamError as err:
             if hint := self._hint(err, model):

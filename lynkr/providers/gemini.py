@@ -29,9 +29,6 @@ class GeminiProvider(Provider):
         super().__init__(backend, http, settings)
         self.base = backend.endpoint.rstrip("/")
         self.headers = {"x-goog-api-key": backend.api_key} if backend.api_key else {}
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=settings.connect_timeout_ms / 1000, sock_read=backend.timeout_ms / 1000
-        )
 
     def url(self, model: str, method: str) -> str:
         """``{base}/models/{model}:{method}``; VERTEX_MODEL may be written ``models/gemini-...``."""
@@ -52,6 +49,6 @@ class GeminiProvider(Provider):
         name = self.backend.name
         body = anthropic_to_gemini(req, self.target(model))
         async with post(self.http, self.url(model, "streamGenerateContent") + "?alt=sse", body, provider=name,
-                        headers=self.headers, timeout=self.timeout) as resp:
+                        headers=self.headers, timeout=self.stream_timeout) as resp:
             async for ev in gemini_stream_to_anthropic(sse_json(resp, name), model=req["model"]):
                 yield ev

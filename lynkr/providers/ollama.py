@@ -56,9 +56,6 @@ class OllamaProvider(Provider):
         super().__init__(backend, http, settings)
         self.url = backend.endpoint.rstrip("/") + "/api/chat"
         self.headers = {"Authorization": f"Bearer {backend.api_key}"} if backend.api_key else {}
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=settings.connect_timeout_ms / 1000, sock_read=backend.timeout_ms / 1000
-        )
         base = backend.endpoint.rstrip("/")
         # OLLAMA_EMBEDDINGS_ENDPOINT may name another Ollama, as a base URL or Lynkr's .../api/embeddings URL
         embed_base = (backend.embeddings_endpoint or base).rstrip("/").removesuffix("/api/embeddings")
@@ -86,7 +83,7 @@ class OllamaProvider(Provider):
     def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
         body = anthropic_to_ollama(req, self.target(model), stream=True)
         lines = ndjson(post(self.http, self.url, body, provider="ollama", headers=self.headers,
-                            timeout=self.timeout), "ollama")
+                            timeout=self.stream_timeout), "ollama")
         return ollama_stream_to_anthropic(lines, model=req["model"])
 
     async def list_models(self) -> list[ModelInfo]:

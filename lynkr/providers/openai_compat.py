@@ -146,9 +146,6 @@ class OpenAICompatProvider(Provider):
         if backend.extra.get("openai_organization"):
             headers["OpenAI-Organization"] = str(backend.extra["openai_organization"])
         self.headers = headers
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=settings.connect_timeout_ms / 1000, sock_read=backend.timeout_ms / 1000
-        )
         self.models_url = api_base(backend) + "/models"
         self.embeddings_url = backend.embeddings_endpoint or api_base(backend) + "/embeddings"
 
@@ -199,7 +196,7 @@ class OpenAICompatProvider(Provider):
                 observe(event)
 
         return sse_passthrough(post(self.http, self.url, self._passthrough(body, model), provider=self.backend.name,
-                                    headers=self.headers, timeout=self.timeout), self.backend.name, inspect,
+                                    headers=self.headers, timeout=self.stream_timeout), self.backend.name, inspect,
                                parse=_may_carry_usage_or_error)
 
     # --- Anthropic clients, through the hub ------------------------------------------------------
@@ -219,7 +216,7 @@ class OpenAICompatProvider(Provider):
     def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
         body = self.chat_request(req, model, stream=True)
         chunks = sse_json(post(self.http, self.url, body, provider=self.backend.name, headers=self.headers,
-                               timeout=self.timeout), self.backend.name)
+                               timeout=self.stream_timeout), self.backend.name)
         if self.flavor.chunk_hook:
             chunks = self.flavor.chunk_hook(chunks)
         return chat_stream_to_anthropic(chunks, model=req["model"])

@@ -68,7 +68,6 @@ class OpenAIResponsesProvider(Provider):
         super().__init__(backend, http, settings)
         self.chat = OpenAICompatProvider(backend, http, settings)  # headers, timeout, models, embeddings
         self.headers = self.chat.headers
-        self.timeout = self.chat.timeout
         self.url = responses_url(backend)
 
     def target(self, model: str) -> ResponsesTarget:
@@ -76,9 +75,10 @@ class OpenAIResponsesProvider(Provider):
                                max_output_tokens=self.settings.max_output_tokens,
                                reasoning=bool(REASONING_MODEL.search(model)))
 
-    def _post(self, body: dict[str, Any]) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    def _post(self, body: dict[str, Any], *, stream: bool = False
+              ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         return post(self.http, self.url, body, provider=self.backend.name, headers=self.headers,
-                    timeout=self.timeout)
+                    timeout=self.stream_timeout if stream else self.timeout)
 
     # --- Anthropic (and Chat Completions) clients, through the hub ------------------------------
 
@@ -88,7 +88,7 @@ class OpenAIResponsesProvider(Provider):
         return responses_to_anthropic(data, model=req["model"])
 
     async def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
-        async with self._post(anthropic_to_responses(req, self.target(model), stream=True)) as resp:
+        async with self._post(anthropic_to_responses(req, self.target(model), stream=True), stream=True) as resp:
             async for ev in responses_stream_to_anthropic(sse_json(resp, self.backend.name), model=req["model"]):
                 yield ev
 
@@ -125,7 +125,7 @@ class OpenAIResponsesProvider(Provider):
                 failure.append(response_error(event, "backend stream error: "))
 
         sent = False
-        async with self._post({**body, "model": model}) as resp:
+        async with self._post({**body, "model": model}, stream=True) as resp:
             async for chunk in sse_passthrough(resp, self.backend.name, inspect):
                 if failure and not sent:
                     raise failure[0]
