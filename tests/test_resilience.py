@@ -631,15 +631,14 @@ async def test_requests_ended_at_the_drain_timeout_get_an_error_in_their_dialect
 
 
 class Body:
-    """What sse_passthrough reads of an aiohttp response: ``content.iter_any()``."""
+    """What sse_passthrough reads of an aiohttp response: ``content.readany()``, b"" at the end."""
 
     def __init__(self, *chunks: bytes) -> None:
         self.content = self
-        self.chunks = chunks
+        self.chunks = iter([chunk for chunk in chunks if chunk])
 
-    async def iter_any(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            yield chunk
+    async def readany(self) -> bytes:
+        return next(self.chunks, b"")
 
 
 async def passthrough(*chunks: bytes, inspect: Callable[[Any], None] | None = None,

@@ -156,11 +156,10 @@ def test_sse_crlf_transcript_cut_between_every_cr_and_lf() -> None:
 
 class _Body:
     def __init__(self, pieces: list[bytes]) -> None:
-        self.pieces = pieces
+        self.pieces = iter([piece for piece in pieces if piece])  # aiohttp's readany: b"" only at the end
 
-    async def iter_any(self):  # type: ignore[no-untyped-def]
-        for piece in self.pieces:
-            yield piece
+    async def readany(self) -> bytes:
+        return next(self.pieces, b"")
 
 
 class _Response:

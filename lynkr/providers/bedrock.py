@@ -136,7 +136,8 @@ class BedrockProvider(Provider):
 async def _frames(resp: aiohttp.ClientResponse) -> AsyncGenerator[BedrockEvent, None]:
     """The decoded events of a ConverseStream answer, as its bytes arrive."""
     decoder = EventStreamDecoder()
-    async for chunk in resp.content.iter_any():
+    read = resp.content.readany  # b"" at the end
+    while chunk := await read():
         for event in decoder.feed(chunk):
             yield event
     decoder.close()

@@ -183,7 +183,8 @@ async def sse_json(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any
     started = False
     async with _opened(answer) as resp:
         try:
-            async for chunk in resp.content.iter_any():
+            read = resp.content.readany  # b"" at the end; one frame fewer per read than iter_any()
+            while chunk := await read():
                 if decoder is None:
                     buf = held + chunk if held else chunk
                     # bytes.find, not ``in``: CPython's bytes.__contains__ first tries its argument as an int
@@ -236,7 +237,8 @@ async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any]
     sent = False
     async with _opened(answer) as resp:
         try:
-            async for chunk in resp.content.iter_any():
+            read = resp.content.readany  # b"" at the end; one frame fewer per read than iter_any()
+            while chunk := await read():
                 if decoder is None:
                     buf = held + chunk if held else chunk
                     if buf.find(b"\r") < 0 and not (not sent and buf[:3] == _BOM[:len(buf[:3])]):
@@ -314,7 +316,8 @@ async def ndjson(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any]]
     decoder = NDJSONDecoder()
     async with _opened(answer) as resp:
         try:
-            async for chunk in resp.content.iter_any():
+            read = resp.content.readany  # b"" at the end; one frame fewer per read than iter_any()
+            while chunk := await read():
                 for obj in decoder.feed(chunk):
                     yield obj
             for obj in decoder.close():
