@@ -1,4 +1,4 @@
-.PHONY: test lint bench bench-quick
+.PHONY: test lint bench bench-quick bench-instructions
 test:
 	bash .ci/run
 lint:
@@ -8,3 +8,5 @@ bench:
 	.venv/bin/python -m benchmarks.run $(ARGS)
 bench-quick:
 	.venv/bin/python -m benchmarks.run --quick $(ARGS)
+bench-instructions:
+	.venv/bin/python -m benchmarks.instructions $(ARGS)
