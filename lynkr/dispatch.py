@@ -69,13 +69,13 @@ class Route:
 
 class StreamOutcome(Generic[T]):
     """What the stream writer (``lynkr.server.streaming``) tells the dispatcher about a stream after its first
-    item: ``observe`` sees every item the client gets, and one of ``ended`` (a success for the backend's
-    breaker), ``failed`` (an upstream error) or ``stalled`` (the writer's idle timeout fired) says how it
-    ended. Callbacks, not a generator wrapped around the stream: they cost nothing per item."""
+    item: ``observe`` sees the items the client gets, a batch (list) at a time, and one of ``ended`` (a
+    success for the backend's breaker), ``failed`` (an upstream error) or ``stalled`` (the writer's idle
+    timeout fired) says how it ended. Callbacks, not a generator wrapped around the stream."""
 
     __slots__ = ("_dispatcher", "name", "observe")
 
-    def __init__(self, dispatcher: Dispatcher, name: str, observe: Callable[[T], None] | None) -> None:
+    def __init__(self, dispatcher: Dispatcher, name: str, observe: Callable[[list[T]], None] | None) -> None:
         self._dispatcher, self.name, self.observe = dispatcher, name, observe
 
     def ended(self) -> None:
@@ -208,9 +208,9 @@ class Dispatcher:
 
     async def open(self, req: dict[str, Any], headers: Mapping[str, str] | None,
                    opener: Callable[[Route, dict[str, Any]], AsyncGenerator[T, None]],
-                   observe: Callable[[T], None] | None = None) -> Opened[T]:
+                   observe: Callable[[list[T]], None] | None = None) -> Opened[T]:
         """Open ``opener(route, request)`` along the plan until one yields its first item. ``observe`` sees
-        every item the client gets (the writer calls it, through ``Opened.outcome``)."""
+        every item the client gets, batch by batch (the writer calls it, through ``Opened.outcome``)."""
 
         async def first_item(route: Route, prepared: dict[str, Any]) -> tuple[T, AsyncGenerator[T, None]]:
             events = opener(route, prepared)
@@ -244,7 +244,7 @@ class Dispatcher:
             return tag_events(events, vendor) if vendor and vendor != "anthropic" else events
 
         record = current_record.get()
-        return await self.open(req, headers, opener, record.note_event if record is not None else None)
+        return await self.open(req, headers, opener, record.note_events if record is not None else None)
 
     async def _attempt(self, plan: Plan, req: dict[str, Any],
                        call: Callable[[Route, dict[str, Any]], Awaitable[R]], *,
@@ -339,7 +339,9 @@ class Dispatcher:
 
 
 def _one_line(text: str) -> str:
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(text.split())
 
 
 def _has_images(req: dict[str, Any]) -> bool:

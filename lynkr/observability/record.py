@@ -77,6 +77,13 @@ class RequestRecord:
         elif t == "message_start":
             self.add_usage(ev["message"].get("usage"))
 
+    def note_events(self, events: list[dict[str, Any]]) -> None:
+        """``note_event`` for each of a batch of events (one call per write, not per event)."""
+        for ev in events:
+            t = ev["type"]
+            if t == "message_delta" or t == "message_start":
+                self.note_event(ev)
+
 
 current_record: ContextVar[RequestRecord | None] = ContextVar("lynkr_request_record", default=None)
 

@@ -196,7 +196,10 @@ async def sse_json(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any
                             continue
                         started, held = True, buf[cut + 2:]
                         for block in buf[:cut].split(b"\n\n"):
-                            if data := _block_data(block):
+                            # the usual event, one data line, inline (this runs for every event); the rest in full
+                            data: bytes | None = block[6:] if block.startswith(b"data: ") and block.find(b"\n") < 0 \
+                                else _block_data(block)
+                            if data:
                                 if data == b"[DONE]":
                                     return
                                 yield orjson.loads(data)

@@ -122,8 +122,7 @@ async def stream_events(
         while True:
             pending = next_batch(events, items)
             if observe is not None:
-                for item in items:
-                    observe(item)
+                observe(items)
             await resp.write(b"".join([encode(item) for item in items]))
             if watch is not None:
                 watch.last_event = watch.last_write = loop.time()
