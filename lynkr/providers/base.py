@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeGuard, runtime_checkable
 
 import aiohttp
 from pydantic import SecretStr
@@ -176,6 +176,28 @@ class ResponsesBackend(Protocol):
 
     def response_stream(self, body: dict[str, Any], model: str,
                         observe: Callable[[dict[str, Any]], None] | None = None) -> AsyncGenerator[bytes, None]: ...
+
+
+_IMPLEMENTS: dict[tuple[type, type], bool] = {}
+
+
+def _implements(cls: type, protocol: type) -> bool:
+    known = _IMPLEMENTS.get((cls, protocol))
+    if known is None:
+        known = _IMPLEMENTS[cls, protocol] = issubclass(cls, protocol)
+    return known
+
+
+# isinstance() with a runtime-checkable Protocol walks the protocol's members every time (~5 us on Python
+# 3.11), and these are asked on every Chat Completions / Responses request: the answer is kept per class.
+def speaks_chat(provider: object) -> TypeGuard[ChatCompletionsBackend]:
+    """The provider speaks Chat Completions itself (``ChatCompletionsBackend``)."""
+    return _implements(type(provider), ChatCompletionsBackend)
+
+
+def speaks_responses(provider: object) -> TypeGuard[ResponsesBackend]:
+    """The provider speaks the Responses API itself (``ResponsesBackend``)."""
+    return _implements(type(provider), ResponsesBackend)
 
 
 ProviderFactory = Callable[[BackendSettings, aiohttp.ClientSession, Settings], Provider]

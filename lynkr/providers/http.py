@@ -251,6 +251,11 @@ async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any]
                             continue
                         whole, held = buf[:cut], buf[cut:]
                         for block in whole.split(b"\n\n"):
+                            # the usual event inline (this runs for every event): one data line holding an
+                            # object that ``parse`` says needs no decoding
+                            if parse is not None and block.startswith(b"data: {") and block.endswith(b"}") \
+                                    and block.find(b"\n") < 0 and not parse(block):
+                                continue
                             if block:
                                 _check_block(block, inspect, parse)
                         sent = True

@@ -125,9 +125,10 @@ def _raise_in_band_error(data: Any) -> None:
 
 def _may_carry_usage_or_error(data: bytes) -> bool:
     """A passed-through chunk worth decoding: one with an error, or with usage that is not null (the last
-    chunk when the client asked for ``include_usage``). Over-matching costs a decode, never correctness."""
-    return b'"error"' in data or (b'"usage"' in data and b'"usage":null' not in data
-                                  and b'"usage": null' not in data)
+    chunk when the client asked for ``include_usage``). Over-matching costs a decode, never correctness.
+    ``find``, not ``in``: bytes.__contains__ formats a TypeError before it searches (lynkr.providers.http)."""
+    return data.find(b'"error"') >= 0 or (data.find(b'"usage"') >= 0 and data.find(b'"usage":null') < 0
+                                          and data.find(b'"usage": null') < 0)
 
 
 class OpenAICompatProvider(Provider):

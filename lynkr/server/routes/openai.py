@@ -27,7 +27,7 @@ from lynkr.convert.responses_backend import FINAL_EVENTS, PassthroughWatch, resp
 from lynkr.dispatch import Route
 from lynkr.errors import InvalidRequest, LynkrError, openai_error_body
 from lynkr.observability.record import current_record, tap_usage
-from lynkr.providers.base import ChatCompletionsBackend, ResponsesBackend
+from lynkr.providers.base import ResponsesBackend, speaks_chat, speaks_responses
 from lynkr.server import answers
 from lynkr.server.answers import ANSWERS
 from lynkr.server.keys import DISPATCHER, LOG_SUFFIX, RESPONSES, SETTINGS
@@ -88,7 +88,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             return json_response(hub_message_to_chat(cache.hit_message(look), model=body["model"]), look.headers())
 
         async def call(route: Route, prepared: dict[str, Any]) -> dict[str, Any]:
-            if isinstance(route.provider, ChatCompletionsBackend):
+            if speaks_chat(route.provider):
                 completion = await route.provider.chat_completion(body, route.model)
                 _count_chat_usage(completion)
                 return completion
@@ -109,7 +109,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                                        headers=look.headers(), idle_timeout=None)
 
     def opener(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[bytes, None]:
-        if isinstance(route.provider, ChatCompletionsBackend):  # same dialect: bytes pass through
+        if speaks_chat(route.provider):  # same dialect: bytes pass through
             raw = route.provider.chat_stream(body, route.model, observe=_count_chat_usage)
             return answers.tap_chat_bytes(request, look, raw, route=route, model=body["model"])
         events = cache.tap(look, route.provider.stream_message(prepared, route.model),
@@ -196,7 +196,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
 
     if not body.get("stream"):
         async def call(route: Route, prepared: dict[str, Any]) -> dict[str, Any]:
-            if isinstance(route.provider, ResponsesBackend):
+            if speaks_responses(route.provider):
                 passed = await route.provider.create_response(body, route.model)
                 _count_responses_usage(passed)
                 return passed
@@ -215,7 +215,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
     closers: list[Closer] = []  # one per attempt; the last one's serves
 
     def opener(route: Route, prepared: dict[str, Any]) -> AsyncGenerator[bytes, None]:
-        if isinstance(route.provider, ResponsesBackend):  # same dialect: bytes pass through
+        if speaks_responses(route.provider):  # same dialect: bytes pass through
             stream, close = _passed_stream(route.provider, route.model, body, response_id)
         else:
             through_hub()
