@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +38,7 @@ import orjson
 
 from benchmarks.fixtures import UPSTREAM_MODEL, claude_code_headers, claude_code_request_sized
 from benchmarks.procs import BenchError, Proc, child_env, free_port
+from benchmarks.run import ready_port, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,26 +49,6 @@ class Case:
     requests: int
     concurrency: int
     delay_ms: float
-
-
-def _ready(proc: Proc, timeout: float) -> int:
-    line = proc.read_line(timeout=timeout)
-    if not line.startswith("READY "):
-        raise BenchError(f"{proc.name} said {line!r}; log:\n{proc.log_tail()}")
-    return int(line.split()[1])
-
-
-async def _wait_http(session: aiohttp.ClientSession, url: str, proc: Proc, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise BenchError(f"{proc.name} exited before it was ready; log:\n{proc.log_tail()}")
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
-                if resp.status == 200:
-                    return
-        await asyncio.sleep(0.5)
-    raise BenchError(f"{proc.name} was not ready after {timeout:.0f} s; log:\n{proc.log_tail()}")
 
 
 def _callgrind(*args: str) -> None:
@@ -109,10 +88,10 @@ async def _measure(target: str, case: Case, *, upstream_url: str, lynkr_src: str
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             if target == "floor":
-                base = f"http://127.0.0.1:{await asyncio.to_thread(_ready, proc, start_timeout)}"
+                base = f"http://127.0.0.1:{await asyncio.to_thread(ready_port, proc, start_timeout)}"
             else:
                 base = f"http://127.0.0.1:{port}"
-                await _wait_http(session, f"{base}/health", proc, start_timeout)
+                await wait_ready(session, f"{base}/health", proc, start_timeout)
             async with session.post(f"{upstream_url}/control",
                                     json={"chunks": 20, "delay_ms": case.delay_ms}) as resp:
                 if resp.status != 200:
@@ -151,7 +130,7 @@ async def _main(args: argparse.Namespace) -> int:
         upstream = Proc("fake upstream", [sys.executable, "-m", "benchmarks.upstream", "--port", "0"],
                         env=child_env(PYTHONPATH=str(ROOT)), cwd=ROOT, log=tmp / "upstream.log", stdout_pipe=True)
         try:
-            upstream_url = f"http://127.0.0.1:{_ready(upstream, args.start_timeout)}"
+            upstream_url = f"http://127.0.0.1:{ready_port(upstream, args.start_timeout)}"
             results: dict[tuple[str, str], int] = {}
             for case in cases:
                 for target in targets:

@@ -680,7 +680,7 @@ def lynkr_command(given: str | None, src: str | None) -> list[str]:
     return [found]
 
 
-def _ready_port(proc: Proc, timeout: float) -> int:
+def ready_port(proc: Proc, timeout: float) -> int:
     line = proc.read_line(timeout=timeout)
     if not line.startswith("READY "):
         raise BenchError(f"{proc.name} said {line!r}; log:\n{proc.log_tail()}")
@@ -696,12 +696,12 @@ def processes(args: argparse.Namespace) -> Iterator[Procs]:
         upstream = Proc("fake upstream", [sys.executable, "-m", "benchmarks.upstream", "--port", "0"], env=env,
                         cwd=ROOT, log=tmpdir / "upstream.log", stdout_pipe=True)
         stack.callback(upstream.stop)
-        upstream_url = f"http://127.0.0.1:{_ready_port(upstream, args.start_timeout)}"
+        upstream_url = f"http://127.0.0.1:{ready_port(upstream, args.start_timeout)}"
         floor = Proc("floor proxy", [sys.executable, "-m", "benchmarks.floor_proxy",
                                      f"{upstream_url}/v1/chat/completions"], env=env, cwd=ROOT,
                      log=tmpdir / "floor.log", stdout_pipe=True)
         stack.callback(floor.stop)
-        floor_url = f"http://127.0.0.1:{_ready_port(floor, args.start_timeout)}"
+        floor_url = f"http://127.0.0.1:{ready_port(floor, args.start_timeout)}"
 
         port = args.port or free_port()
         (tmpdir / "data").mkdir()
