@@ -46,6 +46,8 @@ class Caller:
     admin: bool = False
 
 
+_ANONYMOUS = Caller(ANONYMOUS)
+
 REDIS_LIMITS = "lynkr:limits"  # hash: key id -> overrides (JSON), when LYNKR_REDIS_URL is set
 
 
@@ -95,8 +97,10 @@ class AccessControl:
         kind = classify(path)
         if kind == "open":
             return None
-        presented = presented_keys(headers)
         ring = self.keyring
+        if kind != "admin" and not ring.enabled and not ring.admin_enabled:
+            return _ANONYMOUS  # local mode, no keys at all: nothing to read from the headers
+        presented = presented_keys(headers)
         if kind == "admin":
             if ring.is_admin(presented):
                 return Caller(ADMIN_ID, admin=True)

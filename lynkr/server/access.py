@@ -57,7 +57,7 @@ async def authorize(request: web.Request) -> None:
     if record is not None:
         record.client_key = caller.key_id
         record.session_id = session_id(request.headers)
-    if request.method == "POST" and request.path in LIMITED_PATHS:
+    if request.method == "POST" and request.path in LIMITED_PATHS and control.limits_for(caller.key_id).any:
         try:
             admission = await control.admit(caller)
         except KeyRateLimited as err:
