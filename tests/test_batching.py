@@ -122,3 +122,112 @@ async def test_the_writer_ends_a_stream_that_ends_after_a_wait_cleanly(aiohttp_c
     client = await aiohttp_client(app)
     resp = await client.get("/")
     assert await resp.read() == b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n"
+
+
+class Outcome:
+    """What the stream writer reports to the dispatcher (lynkr.dispatch.StreamOutcome), written down."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.seen: list[bytes] = []
+
+    def observe(self, items: list[bytes]) -> None:
+        self.seen.extend(items)
+
+    def ended(self) -> None:
+        self.calls.append("ended")
+
+    def failed(self, err: object) -> None:
+        self.calls.append("failed")
+
+    def stalled(self) -> None:
+        self.calls.append("stalled")
+
+
+async def _write_stream(aiohttp_client, events, *, idle_timeout: float = 5.0, block_writes_after: int | None = None):
+    """Run the stream writer in a real app; returns (client bytes or None, the outcome's record)."""
+    from aiohttp import web
+
+    from lynkr.server.keys import SHEDDER
+    from lynkr.server.streaming import stream_events
+
+    outcome = Outcome()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await stream_events(request, b"data: 1\n\n", events(), encode=lambda b: b,
+                                   encode_error=lambda err: b"data: ERROR\n\n", ping=None, ping_interval=15,
+                                   headers={}, idle_timeout=idle_timeout, outcome=outcome)  # type: ignore[arg-type]
+
+    app = web.Application()
+    app[SHEDDER] = None  # type: ignore[assignment]
+    app.router.add_get("/", handler)
+    if block_writes_after is not None:  # a client that stops reading for a while: one write takes 0.6 s
+        writes = 0
+        original = web.StreamResponse.write
+
+        async def write(self: web.StreamResponse, data: bytes) -> None:
+            nonlocal writes
+            writes += 1
+            if writes == block_writes_after + 1:
+                await asyncio.sleep(0.6)
+            await original(self, data)
+
+        app.on_startup.append(lambda _: _patch(write))
+    client = await aiohttp_client(app)
+    resp = await client.get("/")
+    return await resp.read(), outcome
+
+
+_patched: list[object] = []
+
+
+async def _patch(write: object) -> None:
+    from aiohttp import web
+
+    _patched.append(web.StreamResponse.write)
+    web.StreamResponse.write = write  # type: ignore[method-assign,assignment]
+
+
+@pytest.fixture(autouse=True)
+def _unpatch():
+    yield
+    from aiohttp import web
+
+    while _patched:
+        web.StreamResponse.write = _patched.pop()  # type: ignore[method-assign]
+
+
+async def test_the_writer_reports_a_clean_end_once_and_observes_every_item(aiohttp_client):
+    async def events():
+        yield b"data: 2\n\n"
+        await asyncio.sleep(0.01)
+        yield b"data: 3\n\n"
+
+    body, outcome = await _write_stream(aiohttp_client, events)
+    assert body == b"data: 1\n\ndata: 2\n\ndata: 3\n\n"
+    assert outcome.calls == ["ended"]
+    assert outcome.seen == [b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n"]
+
+
+async def test_a_silent_backend_is_its_stall(aiohttp_client):
+    async def events():
+        yield b"data: 2\n\n"
+        await asyncio.sleep(10)
+        yield b"data: 3\n\n"
+
+    body, outcome = await _write_stream(aiohttp_client, events, idle_timeout=0.2)
+    assert body.endswith(b"data: ERROR\n\n")
+    assert outcome.calls == ["stalled"]
+
+
+async def test_a_client_that_stops_reading_is_not_the_backends_stall(aiohttp_client):
+    """The idle timeout also ends a stream whose client stopped taking writes; the backend did nothing wrong,
+    so its breaker hears no stall (it heard the stream's end: the backend's stream had ended)."""
+    async def events():
+        yield b"data: 2\n\n"
+        await asyncio.sleep(0.01)
+        yield b"data: 3\n\n"
+
+    body, outcome = await _write_stream(aiohttp_client, events, idle_timeout=0.2, block_writes_after=1)
+    assert body.endswith(b"data: ERROR\n\n")  # the writer still gives up on the stuck client
+    assert outcome.calls == ["ended"]

@@ -103,6 +103,9 @@ async def stream_events(
     A timer per stream (``_Watchdog``) sends the pings and enforces ``idle_timeout`` (by cancelling the
     writer), so the per-event cost is a write and a timestamp. ``outcome`` (the dispatcher's) sees every
     item and hears how the backend's stream ended: its end, its error, or its silence."""
+    observe = outcome.observe if outcome is not None else None
+    if observe is not None:
+        observe([first])  # before anything can fail: the first event carries the input tokens
     resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
     await resp.prepare(request)
     loop = asyncio.get_running_loop()
@@ -110,8 +113,8 @@ async def stream_events(
     watch = _Watchdog(loop, resp, task, ping, ping_interval, idle_timeout) if task and (ping or idle_timeout) \
         else None
     record = current_record.get()
-    observe = outcome.observe if outcome is not None else None
     pending: Pending[T] | None = None
+    waiting = False  # on the backend (not on a write the client is slow to take): a timeout then is its stall
     try:
         if record is not None:
             record.stream = True
@@ -119,24 +122,30 @@ async def stream_events(
         # events come in runs (several per upstream read): each run goes out in one write, the first
         # one with the response headers
         items: list[T] = [first]
+        seen = 1  # items already observed
         while True:
             pending = next_batch(events, items)
-            if observe is not None:
-                observe(items)
+            if observe is not None and len(items) > seen:
+                observe(items[seen:] if seen else items)
+            seen = 0
+            if pending is None and outcome is not None:
+                outcome.ended()  # the backend's stream is over, whatever happens to the last write
             await resp.write(b"".join([encode(item) for item in items]))
             if watch is not None:
                 watch.last_event = watch.last_write = loop.time()
             items.clear()
             if pending is None:
                 break
+            waiting = True
             try:
                 items.append(await pending)
             except StopAsyncIteration:  # the stream ended after a wait (a backend's EOF in a read of its own)
                 pending = None
+                if outcome is not None:
+                    outcome.ended()
                 break
+            waiting = False
             pending = None
-        if outcome is not None:
-            outcome.ended()
         if tail:
             await resp.write(tail)
     except ConnectionResetError:
@@ -146,7 +155,7 @@ async def stream_events(
             raise
         if watch is not None and watch.timed_out:
             task.uncancel()
-            if outcome is not None:
+            if outcome is not None and waiting:
                 outcome.stalled()
             who = headers.get("X-Lynkr-Provider") or "the backend"
             await _write_quietly(resp, encode_error(UpstreamTimeout(
