@@ -123,7 +123,8 @@ class Admitted:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         self.shedder.leave(self.task)
-        if kind is asyncio.CancelledError and self.shedder.aborting and self.task is not None:
+        if kind is not None and issubclass(kind, asyncio.CancelledError) and self.shedder.aborting \
+                and self.task is not None:
             self.task.uncancel()  # the drain's time ran out (LoadShedder.abort): answer with an error, not a cut
             raise ShuttingDown(ABORTED, retry_after=2) from None
 

@@ -43,10 +43,12 @@ async def transcripts(request: web.Request, handler: Handler) -> web.StreamRespo
         raise
     finally:
         answer_sink.reset(token)
-        try:
-            await _record(request, record, resp, failure, sink)
-        except Exception:
-            logger.opt(exception=True).error("sessions: could not record a turn of {}", record.session_id)
+        # neither an answer nor lynkr's error (cancelled, e.g. by a drain that ran out of time): nothing to record
+        if resp is not None or failure is not None:
+            try:
+                await _record(request, record, resp, failure, sink)
+            except Exception:
+                logger.opt(exception=True).error("sessions: could not record a turn of {}", record.session_id)
     return resp
 
 
