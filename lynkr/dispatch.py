@@ -180,9 +180,9 @@ class Dispatcher:
                     plan.skipped.append(f"{name}: no image support")
                     continue
             window = provider.context_window(model)
-            if window:
+            if window and not _fits_by_size(window):
                 if tokens is None:
-                    tokens = _estimate_tokens(req, window)
+                    tokens = _estimate_tokens(req)
                 if tokens > window:
                     plan.skipped.append(f"{name}: ~{tokens} tokens exceed its {window}-token context")
                     continue
@@ -356,13 +356,15 @@ def _has_images(req: dict[str, Any]) -> bool:
     return False
 
 
-def _estimate_tokens(req: dict[str, Any], window: int) -> int:
-    """A fast size estimate (bytes / 4) for context-window checks; count_tokens is the real count. A client
-    body of less than half the window's worth of bytes is taken at its size (an overestimate), so the
-    request is not serialised again just to learn that it fits."""
+def _fits_by_size(window: int) -> bool:
+    """The client's Messages body is under half ``window``'s worth of bytes (bytes / 4 overestimates its
+    tokens): it fits, and the request need not be serialised again to estimate them."""
     record = current_record.get()
-    if record is not None and 0 < record.request_bytes // 4 <= window // 2:
-        return record.request_bytes // 4
+    return record is not None and 0 < record.request_bytes // 4 <= window // 2
+
+
+def _estimate_tokens(req: dict[str, Any]) -> int:
+    """A fast size estimate (bytes / 4) for context-window checks; count_tokens is the real count."""
     return len(orjson.dumps({k: req.get(k) for k in ("system", "messages", "tools")})) // 4
 
 
