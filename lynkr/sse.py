@@ -31,10 +31,11 @@ class SSEDecoder:
 
     __slots__ = ("_buf", "_data", "_event", "_id", "_pending_cr", "_started")
 
-    def __init__(self) -> None:
+    def __init__(self, *, bom: bool = True) -> None:
+        """``bom=False``: decoding starts mid-stream, where a byte order mark is an ordinary character."""
         self._buf = b""
         self._pending_cr = False
-        self._started = False  # a UTF-8 byte order mark may open the stream; it is not data
+        self._started = not bom  # a UTF-8 byte order mark may open the stream; it is not data
         self._event: str | None = None
         self._data: list[str] = []
         self._id: str | None = None

@@ -200,12 +200,20 @@ async def test_sse_json_reads_a_transcript_the_same_however_it_is_cut(ending: st
     b'data: {"a": 1}\n\ndata\n\ndata: {"b": 2}',  # an empty data field; a last event without its blank line
     b'data: {"a": 1}\n\ndata: [DONE]\n\ndata: {"after": 1}\n\n',  # nothing after [DONE]
     b'data: {"a": 1}\n\r\ndata: {"b": 2}\r\n\r\n',  # a CR after the first events
+    b'data\ndata: {"a": 1}\n\n',  # a bare "data" line is an empty line of the event's data
+    b'data: {"a": 1}\n\n\r\n\xef\xbb\xbfdata: {"b": 2}\n\ndata: {"c": 3}\n\n',  # a mid-stream BOM is no BOM
 ])
 async def test_sse_json_agrees_with_the_decoder(raw: bytes) -> None:
     expected = payloads(raw)
     assert expected
     assert await read_sse_json(raw) == expected
     assert await read_sse_json(*[raw[i:i + 1] for i in range(len(raw))]) == expected
+
+
+async def test_sse_json_takes_a_mid_stream_byte_order_mark_for_an_ordinary_character() -> None:
+    pieces = [b'data: {"a": 1}\n\n', b'\xef\xbb\xbfdata: {"b": 2}\r\n\r\n', b'data: {"c": 3}\n\n']
+    assert payloads(b"".join(pieces)) == [{"a": 1}, {"c": 3}]  # "\ufeffdata" is an unknown field
+    assert await read_sse_json(*pieces) == [{"a": 1}, {"c": 3}]
 
 
 async def test_sse_json_refuses_an_event_that_is_not_json() -> None:

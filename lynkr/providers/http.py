@@ -204,14 +204,16 @@ async def sse_json(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any
                                     return
                                 yield orjson.loads(data)
                         continue
-                    decoder = SSEDecoder()  # from here on: the full decoder; held starts at an event boundary
+                    # from here on: the full decoder; held starts at an event boundary
+                    decoder = SSEDecoder(bom=not started)
                     chunk, held = buf, b""
                 for ev in decoder.feed(chunk):
                     if text := ev.data:
                         if text == "[DONE]":
                             return
                         yield orjson.loads(text)
-            rest = decoder.close() if decoder is not None else SSEDecoder().feed(held + b"\n\n") if held else []
+            rest = decoder.close() if decoder is not None \
+                else SSEDecoder(bom=not started).feed(held + b"\n\n") if held else []
             for ev in rest:
                 if ev.data and ev.data != "[DONE]":
                     yield ev.json()
@@ -261,7 +263,8 @@ async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any]
                         sent = True
                         yield whole
                         continue
-                    decoder = SSEDecoder()  # from here on: the full decoder; held starts at an event boundary
+                    # from here on: the full decoder; held starts at an event boundary
+                    decoder = SSEDecoder(bom=not sent)
                     chunk, held = buf, b""
                 for ev in decoder.feed(chunk):
                     _check_event(ev.data, inspect)
@@ -306,10 +309,9 @@ def _block_data(block: bytes) -> bytes | None:
     None when it has no data field."""
     if block.startswith(b"data:") and block.find(b"\n") < 0:  # the usual event: one data line
         return block[6:] if block[5:6] == b" " else block[5:]
-    lines = [line[6:] if line[5:6] == b" " else line[5:] for line in block.split(b"\n") if line.startswith(b"data:")]
-    if lines:
-        return b"\n".join(lines)
-    return b"" if b"data" in block.split(b"\n") else None
+    lines = [b"" if line == b"data" else line[6:] if line[5:6] == b" " else line[5:]
+             for line in block.split(b"\n") if line.startswith(b"data:") or line == b"data"]
+    return b"\n".join(lines) if lines else None  # a bare "data" line is an empty value, per the spec
 
 
 def _check_event(data: str | bytes, inspect: Callable[[Any], None] | None) -> None:
