@@ -724,6 +724,31 @@ def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extr
             "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}], **extra}
 
 
+def _without_short_path(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same chunks with a key in every delta that keeps them off the text-only short path."""
+    return [{**c, "choices": [{**ch, "delta": {**(ch.get("delta") or {}), "x_other": None}}
+                              for ch in c.get("choices") or []]} for c in chunks]
+
+
+@pytest.mark.parametrize("name", OPENAI)
+async def test_the_text_only_short_path_translates_as_the_general_one(name: str) -> None:
+    chunks = decode_sse_json([stream_bytes(name)])
+    assert await translate(chunks) == await translate(_without_short_path(chunks))
+
+
+async def test_the_short_path_with_role_first_finish_and_empty_text_between_tool_fragments() -> None:
+    chunks = [chunk({"role": "assistant", "content": "Hi"}), chunk({"content": ""}),
+              chunk(call(0, "call_1", "Read", '{"a"')), chunk({"content": ""}),
+              chunk({"content": " "}), chunk(call(0, arguments=": 1}")),
+              chunk({"content": "done"}, finish="stop")]
+    events = await translate(chunks)
+    assert events == await translate(_without_short_path(chunks))
+    message = fold_events(events)
+    assert message["content"] == [{"type": "text", "text": "Hi"},
+                                  {"type": "tool_use", "id": "call_1", "name": "Read", "input": {"a": 1}},
+                                  {"type": "text", "text": "done"}]
+
+
 def call(index: int | None, id: str | None = None, name: str | None = None, arguments: str = "") -> dict[str, Any]:
     c: dict[str, Any] = {"function": {"arguments": arguments, **({"name": name} if name else {})}}
     if index is not None:

@@ -479,3 +479,24 @@ async def test_responses_client_to_a_chat_backend_still_goes_through_the_hub(ope
     assert resp.status == 400
     assert (await resp.json())["error"]["param"] == "previous_response_id"
     assert len(openai_upstream.script.requests) == 1
+
+
+def test_which_backends_speak_chat_completions_and_responses_themselves() -> None:
+    """speaks_chat / speaks_responses (answered once per class) agree with isinstance against the Protocols."""
+    from lynkr.providers.anthropic import AnthropicProvider
+    from lynkr.providers.base import ChatCompletionsBackend, ResponsesBackend, speaks_chat, speaks_responses
+    from lynkr.providers.bedrock import BedrockProvider
+    from lynkr.providers.gemini import GeminiProvider
+    from lynkr.providers.ollama import OllamaProvider
+    from lynkr.providers.openai_compat import OpenAICompatProvider
+    from lynkr.providers.openai_responses import OpenAIResponsesProvider
+
+    for cls in (AnthropicProvider, BedrockProvider, GeminiProvider, OllamaProvider, OpenAICompatProvider,
+                OpenAIResponsesProvider):
+        provider = object.__new__(cls)  # the answer depends on the class only
+        for _ in range(2):  # computed, then remembered
+            assert speaks_chat(provider) == isinstance(provider, ChatCompletionsBackend), cls
+            assert speaks_responses(provider) == isinstance(provider, ResponsesBackend), cls
+    assert speaks_chat(object.__new__(OpenAICompatProvider))
+    assert speaks_responses(object.__new__(OpenAIResponsesProvider))
+    assert not speaks_chat(object.__new__(OllamaProvider))
