@@ -201,7 +201,7 @@ def test_ctrl_c_at_the_last_question_leaves_env_untouched(tmp_path: Path):
 
 def test_ctrl_c_during_the_download_writes_nothing(tmp_path: Path):
     state = OllamaState().offer(FakeModel("qwen2.5-coder:7b"))
-    state.pull_delay = 0.5
+    state.pull_delay = 3.0  # the download must still be running when Ctrl-C lands, on a loaded machine too
     with fake_ollama(state) as (url, _):
         child, log = spawn(tmp_path, OLLAMA_ENDPOINT=url)
         child.expect("Which backends should lynkr use")
