@@ -35,6 +35,9 @@ def spawn(tmp_path: Path, *args: str, **env: str) -> tuple[pexpect.spawn, io.Str
     log = io.StringIO()
     child = pexpect.spawn(sys.executable, ["-m", "lynkr", "setup", "--env-file", str(tmp_path / ".env"), *args],
                           cwd=str(tmp_path), encoding="utf-8", timeout=30, dimensions=(50, 180),
+                          # a runner started as a background job ignores SIGINT, and a child inherits that:
+                          # Ctrl-C must reach the wizard as it does in a terminal
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                           # no terminal answers prompt_toolkit's cursor-position queries here: don't wait for them
                           env=process_env(tmp_path / "home", TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1", **env))
     child.logfile_read = log
