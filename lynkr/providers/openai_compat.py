@@ -148,9 +148,19 @@ class OpenAICompatProvider(Provider):
             headers["OpenAI-Organization"] = str(backend.extra["openai_organization"])
         self.headers = headers
         self.models_url = api_base(backend) + "/models"
+        self._targets: dict[str, ChatTarget] = {}  # by model
         self.embeddings_url = backend.embeddings_endpoint or api_base(backend) + "/embeddings"
 
     def target(self, model: str) -> ChatTarget:
+        """What this backend accepts for ``model``; built once per model (it is asked on every request)."""
+        known = self._targets.get(model)
+        if known is None:
+            if len(self._targets) >= 256:  # clients name the model: keep the memo bounded
+                self._targets.clear()
+            known = self._targets[model] = self._target(model)
+        return known
+
+    def _target(self, model: str) -> ChatTarget:
         f = self.flavor
         return ChatTarget(
             backend=self.backend.name,
