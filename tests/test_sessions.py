@@ -98,3 +98,21 @@ async def test_transcripts_can_be_switched_off(openai_upstream, aiohttp_client):
     assert (await client.post("/v1/messages", json=claude_request(), headers={"x-session-id": "s"})).status == 200
     resp = await client.get("/v1/sessions/s")
     assert resp.status == 404 and "SESSION_TRANSCRIPTS_ENABLED" in (await resp.json())["error"]["message"]
+
+
+async def test_a_request_refused_before_any_work_is_not_a_turn(openai_upstream, aiohttp_client):
+    """Admission (draining, load shedding) runs before transcripts, as authentication does: a refusal that
+    reached no backend leaves no turn."""
+    from lynkr.server.keys import STATE
+
+    openai_upstream.script.respond_with(lambda body: Answer(text="reply"))
+    app = create_app(openai_settings(openai_upstream, session_transcripts_enabled=True))
+    client = await aiohttp_client(app)
+    h = {"x-session-id": "s3"}
+    app[STATE]["draining"] = True
+    refused = await client.post("/v1/messages", json=claude_request(), headers=h)
+    assert refused.status == 503 and refused.headers["retry-after"]
+    app[STATE]["draining"] = False
+    assert (await client.get("/v1/sessions/s3")).status == 404
+    assert (await client.post("/v1/messages", json=claude_request(), headers=h)).status == 200
+    assert len((await (await client.get("/v1/sessions/s3")).json())["turns"]) == 1
