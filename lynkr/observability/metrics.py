@@ -212,7 +212,9 @@ class Metrics:
             series.tokens("cache_write").inc(record.cache_creation_tokens)
         if record.provider is not None:
             if record.cost_usd is not None:
-                self.cost.labels(provider, model).inc(record.cost_usd)
+                if series.cost is None:
+                    series.cost = self.cost.labels(provider, model)
+                series.cost.inc(record.cost_usd)
             else:
                 self.unpriced.labels(provider, model).inc()
         if record.retries:
@@ -251,7 +253,7 @@ class _Series:
     """The label children of one (endpoint, provider, model): ``labels()`` costs a lock and a tuple per call,
     so the request path looks them up once. Bounded like the labels themselves (routes x backends x models)."""
 
-    __slots__ = ("_tokens", "duration", "metrics", "model", "provider", "requests", "ttft")
+    __slots__ = ("_tokens", "cost", "duration", "metrics", "model", "provider", "requests", "ttft")
 
     def __init__(self, metrics: Metrics, endpoint: str, provider: str, model: str) -> None:
         self.metrics = metrics
@@ -260,6 +262,7 @@ class _Series:
         self.requests: dict[int, Any] = {}
         self.duration = metrics.duration.labels(endpoint, provider, model)
         self.ttft: Any = None  # streams only: no empty TTFT histogram for endpoints that never stream
+        self.cost: Any = None  # priced answers only
         self._tokens: dict[str, Any] = {}
 
     def tokens(self, kind: str) -> Any:
