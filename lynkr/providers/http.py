@@ -187,15 +187,12 @@ async def sse_json(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any
             while chunk := await read():
                 if decoder is None:
                     buf = held + chunk if held else chunk
-                    # bytes.find, not ``in``: CPython's bytes.__contains__ first tries its argument as an int
-                    # and formats a TypeError message before searching (~2,000 instructions a test)
-                    if buf.find(b"\r") < 0 and (started or buf[:3] != _BOM[:len(buf[:3])]):
-                        cut = buf.rfind(b"\n\n")
-                        if cut < 0:
-                            held = buf
+                    if (events := _cut_events(buf, started)) is not None:
+                        whole, held = events
+                        if not whole:
                             continue
-                        started, held = True, buf[cut + 2:]
-                        for block in buf[:cut].split(b"\n\n"):
+                        started = True
+                        for block in whole[:-2].split(b"\n\n"):
                             # the usual event, one data line, inline (this runs for every event); the rest in full
                             data: bytes | None = block[6:] if block.startswith(b"data: ") and block.find(b"\n") < 0 \
                                 else _block_data(block)
@@ -226,6 +223,18 @@ _EVENT_ENDS = (b"\n\n", b"\r\r", b"\r\n\r\n")
 _BOM = b"\xef\xbb\xbf"
 
 
+def _cut_events(buf: bytes, started: bool) -> tuple[bytes, bytes] | None:
+    """What is held plus a new read, cut after its last blank line: (whole events, the rest). For streams
+    whose lines end in LF, with bytes operations only; None when the rest of the stream needs the full
+    decoder (``lynkr.sse``): a CR in it, or a byte order mark at its very start (not yet ``started``).
+    ``bytes.find``, not ``in``: CPython's bytes.__contains__ first tries its argument as an int and formats
+    a TypeError message before it searches (~2,000 instructions a test, on every read)."""
+    if buf.find(b"\r") >= 0 or (not started and buf[:3] == _BOM[:len(buf[:3])]):
+        return None
+    cut = buf.rfind(b"\n\n") + 2
+    return (buf[:cut], buf[cut:]) if cut >= 2 else (b"", buf)
+
+
 async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any], None] | None = None,
                           parse: Callable[[bytes], bool] | None = None) -> AsyncGenerator[bytes, None]:
     """An SSE response's bytes unchanged, for a client of the same dialect, but only whole events, each one's
@@ -246,12 +255,10 @@ async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any]
             while chunk := await read():
                 if decoder is None:
                     buf = held + chunk if held else chunk
-                    if buf.find(b"\r") < 0 and not (not sent and buf[:3] == _BOM[:len(buf[:3])]):
-                        cut = buf.rfind(b"\n\n") + 2
-                        if cut < 2:
-                            held = buf
+                    if (events := _cut_events(buf, sent)) is not None:
+                        whole, held = events
+                        if not whole:
                             continue
-                        whole, held = buf[:cut], buf[cut:]
                         for block in whole.split(b"\n\n"):
                             # the usual event inline (this runs for every event): one data line holding an
                             # object that ``parse`` says needs no decoding
