@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -642,12 +643,12 @@ class Body:
 
 
 async def passthrough(*chunks: bytes, inspect: Callable[[Any], None] | None = None,
-                      parse: Callable[[bytes], bool] | None = None
+                      worth: re.Pattern[bytes] | None = None
                       ) -> tuple[list[bytes], UpstreamBadResponse | None]:
     """What the passthrough forwarded, and the error it ended with (None: a clean end)."""
     out: list[bytes] = []
     try:
-        async for piece in sse_passthrough(Body(*chunks), "openai", inspect, parse):  # type: ignore[arg-type]
+        async for piece in sse_passthrough(Body(*chunks), "openai", inspect, worth):  # type: ignore[arg-type]
             out.append(piece)
     except UpstreamBadResponse as err:
         return out, err
@@ -691,20 +692,52 @@ async def test_passthrough_forwards_every_line_ending_unchanged(chunks: tuple[by
     assert seen and all(isinstance(item, dict) for item in seen)
 
 
-async def test_passthrough_with_a_parse_filter_decodes_only_what_it_names() -> None:
+async def test_passthrough_with_a_filter_decodes_only_what_it_names() -> None:
     """OpenAI-compatible passthrough decodes only chunks that may carry usage or an error; the rest are
     checked to be one JSON object, so garbage still never reaches the client."""
     seen: list[Any] = []
-
-    def wanted(data: bytes) -> bool:
-        return b"usage" in data
-
+    wanted = re.compile(rb"usage")
     stream = (b'data: {"a":1}\n\ndata: {"usage":{"n":2}}\n\n', b"data: [DONE]\n\n")
-    out, err = await passthrough(*stream, inspect=seen.append, parse=wanted)
+    out, err = await passthrough(*stream, inspect=seen.append, worth=wanted)
     assert err is None and b"".join(out) == b"".join(stream)
     assert seen == [{"usage": {"n": 2}}]
-    out, err = await passthrough(b'data: {"a":1}\n\ndata: {oops\n\n', inspect=seen.append, parse=wanted)
+    out, err = await passthrough(b'data: {"a":1}\n\ndata: {oops\n\n', inspect=seen.append, worth=wanted)
     assert out == [] and err is not None and "not JSON" in err.message
+
+
+@pytest.mark.parametrize("reads", [
+    (b'data: {"usage":{"n":1}}\n\ndata: {"a":2}\n\ndata: {"a":"usage: {\\"n\\"}"}\n\ndata: {"usage":{"n":4}}\n\n'
+     b"data: [DONE]\n\n",),
+    (b'data: {"a":2}\n\n', b'data: {"usage":{"n":1}}\n\ndata: {"usage":{"n":4}}\n\n', b"data: [DONE]\n\n"),
+    (b'data: {"a":2}\n\n: keep-alive\n\ndata: {"usage":{"n":1}}\n\n', b'data: {"usage":{"n":4}}\n\n'),
+], ids=["one-read", "reads", "comment"])
+async def test_passthrough_filter_finds_every_named_event_in_a_read(reads: tuple[bytes, ...]) -> None:
+    """Plain events (one data line each) are searched once per read: each event the filter names is decoded
+    whole, first, middle and last, and only those."""
+    seen: list[Any] = []
+    out, err = await passthrough(*reads, inspect=seen.append, worth=re.compile(rb'"usage"'))
+    assert err is None and b"".join(out) == b"".join(reads)
+    assert seen == [{"usage": {"n": 1}}, {"usage": {"n": 4}}]
+
+
+@pytest.mark.parametrize("read", [
+    b'data: {"a":1}\n\ndata: {"a":2}\n\ndata: {"a":3\n\n',  # the last object never closes
+    b'data: {"a":1}\n\ndata: {"a":2} x\n\n',  # more after the object
+    b'data: {"a":1}\n\ndata: {"a":2}\n\n\n\ndata: [DONE] \n\n',  # not quite [DONE]
+], ids=["open", "trailing", "done"])
+async def test_passthrough_filter_still_refuses_a_malformed_event(read: bytes) -> None:
+    out, err = await passthrough(read, worth=re.compile(rb'"usage"'))
+    assert out == [] and err is not None and "not JSON" in err.message
+
+
+async def test_openai_compatible_passthrough_names_usage_and_errors_only() -> None:
+    from lynkr.providers.openai_compat import USAGE_OR_ERROR
+    named = [b'{"choices":[],"usage":{"prompt_tokens":3}}', b'{"error":{"message":"x"}}',
+             b'{"choices":[], "usage": {"prompt_tokens":3}}']
+    plain = [b'{"choices":[{"delta":{"content":"hi"}}],"usage":null}', b'{"choices":[], "usage": null}',
+             b'{"choices":[{"delta":{"content":"the usage, errors"}}]}']
+    assert all(USAGE_OR_ERROR.search(data) for data in named)
+    assert not any(USAGE_OR_ERROR.search(data) for data in plain)
 
 
 async def test_passthrough_lets_the_provider_inspect_each_event() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -22,6 +23,8 @@ from lynkr.errors import (
 from lynkr.sse import NDJSONDecoder, SSEDecoder
 
 _JSON = {"Content-Type": "application/json"}
+# events of one data line each, holding an object or [DONE]: what backends send, checked in one C call per read
+_PLAIN_EVENTS = re.compile(rb"(?:data: (?:\{.*\}|\[DONE\])\n\n)*")  # "." stops at LF: one line
 
 
 def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
@@ -236,13 +239,15 @@ def _cut_events(buf: bytes, started: bool) -> tuple[bytes, bytes] | None:
 
 
 async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any], None] | None = None,
-                          parse: Callable[[bytes], bool] | None = None) -> AsyncGenerator[bytes, None]:
+                          worth: re.Pattern[bytes] | None = None) -> AsyncGenerator[bytes, None]:
     """An SSE response's bytes unchanged, for a client of the same dialect, but only whole events, each one's
     data checked (JSON, or ``[DONE]``): a backend that sends garbage, or drops the connection mid-event, raises
     ``UpstreamBadResponse`` before the client sees a byte of it, so the client never gets half an event or an
     error frame glued to one. ``inspect`` sees each event's JSON and may raise (an in-band error event).
-    ``answer`` as for ``sse_json``. ``parse``, when given, names the events worth decoding (those that may
-    carry usage or an error): the others are only checked to be one JSON object (``{...}``), not decoded.
+    ``answer`` as for ``sse_json``. ``worth``, when given, is found in the data of the events worth decoding
+    (those that may carry usage or an error): the others are only checked to be one JSON object (``{...}``),
+    not decoded. A read of plain events (one ``data:`` line each) is checked by one regular expression, and
+    searched for ``worth`` once, not event by event.
 
     Streams whose lines end in LF (every backend lynkr knows) are cut at blank lines with bytes operations
     only; a CR anywhere switches the rest of the stream to the full decoder (``lynkr.sse``)."""
@@ -259,14 +264,12 @@ async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any]
                         whole, held = events
                         if not whole:
                             continue
-                        for block in whole.split(b"\n\n"):
-                            # the usual event inline (this runs for every event): one data line holding an
-                            # object that ``parse`` says needs no decoding
-                            if parse is not None and block.startswith(b"data: {") and block.endswith(b"}") \
-                                    and block.find(b"\n") < 0 and not parse(block):
-                                continue
-                            if block:
-                                _check_block(block, inspect, parse)
+                        if worth is not None and _PLAIN_EVENTS.fullmatch(whole):
+                            _check_worth(whole, worth, inspect)
+                        else:
+                            for block in whole.split(b"\n\n"):
+                                if block:
+                                    _check_block(block, inspect, worth)
                         sent = True
                         yield whole
                         continue
@@ -298,13 +301,23 @@ async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any]
                                   f"stream: {held[:200]!r}", provider=provider)
 
 
+def _check_worth(events: bytes, worth: re.Pattern[bytes], inspect: Callable[[Any], None] | None) -> None:
+    """Decode the plain events (``_PLAIN_EVENTS``) in which ``worth`` is found; the others are well-formed."""
+    pos = 0
+    while (found := worth.search(events, pos)) is not None:
+        start = events.rfind(b"\n\n", 0, found.start())  # -1: in the first event
+        end = events.find(b"\n\n", found.end())
+        _check_event(events[start + 8 if start >= 0 else 6:end], inspect)  # after "data: "
+        pos = end + 2
+
+
 def _check_block(block: bytes, inspect: Callable[[Any], None] | None,
-                 parse: Callable[[bytes], bool] | None = None) -> bool:
+                 worth: re.Pattern[bytes] | None = None) -> bool:
     """Check one event's data (LF line ends); False when it has no data field."""
     data = _block_data(block)
     if not data:
         return data is not None
-    if parse is None or parse(data) or data == b"[DONE]":
+    if worth is None or worth.search(data) is not None or data == b"[DONE]":
         _check_event(data, inspect)
     elif not (data[:1] == b"{" and data.rstrip()[-1:] == b"}"):
         orjson.loads(data)  # not an object: raises what a full decode would (or lets a bare JSON value pass)

@@ -3,6 +3,7 @@ deployments), llama.cpp's server and LM Studio. They differ only in the fields o
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -123,12 +124,9 @@ def _raise_in_band_error(data: Any) -> None:
         raise upstream_error(data["error"], "backend error: ")
 
 
-def _may_carry_usage_or_error(data: bytes) -> bool:
-    """A passed-through chunk worth decoding: one with an error, or with usage that is not null (the last
-    chunk when the client asked for ``include_usage``). Over-matching costs a decode, never correctness.
-    ``find``, not ``in``: bytes.__contains__ formats a TypeError before it searches (lynkr.providers.http)."""
-    return data.find(b'"error"') >= 0 or (data.find(b'"usage"') >= 0 and data.find(b'"usage":null') < 0
-                                          and data.find(b'"usage": null') < 0)
+# In a passed-through chunk worth decoding: an error, or usage that is not null (the last chunk when the
+# client asked for ``include_usage``). Over-matching costs a decode, never correctness.
+USAGE_OR_ERROR = re.compile(rb'"error"|"usage"(?!: ?null)')
 
 
 class OpenAICompatProvider(Provider):
@@ -208,7 +206,7 @@ class OpenAICompatProvider(Provider):
 
         return sse_passthrough(post(self.http, self.url, self._passthrough(body, model), provider=self.backend.name,
                                     headers=self.headers, timeout=self.stream_timeout), self.backend.name, inspect,
-                               parse=_may_carry_usage_or_error)
+                               worth=USAGE_OR_ERROR)
 
     # --- Anthropic clients, through the hub ------------------------------------------------------
 
