@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from lynkr.resilience.shedding import LoadShedder
 from lynkr.server.batching import next_batch
 
 
@@ -117,7 +118,7 @@ async def test_the_writer_ends_a_stream_that_ends_after_a_wait_cleanly(aiohttp_c
                                    headers={})
 
     app = web.Application()
-    app[SHEDDER] = None  # type: ignore[assignment]
+    app[SHEDDER] = LoadShedder()
     app.router.add_get("/", handler)
     client = await aiohttp_client(app)
     resp = await client.get("/")
@@ -159,7 +160,7 @@ async def _write_stream(aiohttp_client, events, *, idle_timeout: float = 5.0, bl
                                    headers={}, idle_timeout=idle_timeout, outcome=outcome)  # type: ignore[arg-type]
 
     app = web.Application()
-    app[SHEDDER] = None  # type: ignore[assignment]
+    app[SHEDDER] = LoadShedder()
     app.router.add_get("/", handler)
     if block_writes_after is not None:  # a client that stops reading for a while: one write takes 0.6 s
         writes = 0

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import weakref
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,6 +94,7 @@ class LiveState:
 
     breakers: dict[str, str] = field(default_factory=dict)  # provider -> closed | half_open | open
     active_requests: int = 0
+    active_streams: int = 0
     shed_total: int = 0
 
 
@@ -119,7 +119,6 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = None if self.multiprocess else self.registry  # multi-process: values live in the mmap files
         self.endpoint_of = endpoint_of or (lambda path: path)
-        self._streams: weakref.WeakValueDictionary[int, RequestRecord] = weakref.WeakValueDictionary()
         self._shed_seen = 0
         self._series: dict[tuple[str, str, str], _Series] = {}  # label children, looked up once
 
@@ -170,16 +169,8 @@ class Metrics:
 
     # --- per request ---------------------------------------------------------------------------
 
-    def stream_started(self, record: RequestRecord) -> None:
-        """A streamed answer began (its headers are going out)."""
-        self._streams[id(record)] = record
-
-    def active_stream_count(self) -> int:
-        return len(self._streams)
-
     def observe(self, record: RequestRecord) -> None:
         """The observer: one finished request."""
-        self._streams.pop(id(record), None)
         if record.path.startswith(UNCOUNTED):
             return
         endpoint = self.endpoint_of(record.path)
@@ -234,7 +225,7 @@ class Metrics:
             for s in BREAKER_STATES:
                 self.breaker.labels(name, s).set(1 if s == state else 0)
         self.active_requests.set(live.active_requests)
-        self.active_streams.set(self.active_stream_count())
+        self.active_streams.set(live.active_streams)
         if live.shed_total > self._shed_seen:
             self.shed.inc(live.shed_total - self._shed_seen)
         self._shed_seen = live.shed_total

@@ -49,6 +49,7 @@ class LoadShedder:
     retry_after: int = 5
     active: int = 0
     shed: int = 0
+    streams: int = 0  # streamed answers being written (counted by lynkr.server.streaming)
     _limit: int | None = field(default=None, repr=False)
     _checked: float = 0.0
     _over_memory: bool = False

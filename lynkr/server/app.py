@@ -45,7 +45,6 @@ def create_app(settings: Settings, *, providers: dict[str, Provider] | None = No
     access.setup(app)  # Redis (LYNKR_REDIS_URL), keys, limits, budgets
     answers.setup(app)  # prompt and semantic caches
     breakers.setup(app)  # breaker state shared through Redis, when set
-    app.on_response_prepare.append(middlewares.add_request_id)
     app.on_shutdown.append(_drain)
     anthropic.setup(app)
     health.setup(app)

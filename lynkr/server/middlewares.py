@@ -55,8 +55,8 @@ def _from_http_exception(exc: web.HTTPException) -> LynkrError:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request, in one middleware (each middleware is one more frame on every resumption of every
-    stream): accept or mint X-Request-ID; record the request (lynkr.observability.record) and hand the
-    record to the observers; check the caller (``AUTHORIZE``: lynkr.server.access); admit model requests
+    stream): accept or mint X-Request-ID and answer with it; record the request (lynkr.observability.record)
+    and hand the record to the observers; check the caller (``AUTHORIZE``: lynkr.server.access); admit model requests
     (load shedding, ``Admitted``); render every failure in the caller's API shape; log one line."""
     app = request.app
     path = request.path
@@ -87,6 +87,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             resp = render_error(request, LynkrError(f"internal error in lynkr; see its log for request {rid}"))
     finally:
         current_record.reset(token)
+    if not resp.prepared:  # a stream carries it from the start (lynkr.server.streaming)
+        resp.headers["X-Request-ID"] = rid
     record.status = resp.status
     record.finished = time.perf_counter()
     if app[ACCESS_LOG]:
@@ -128,9 +130,3 @@ class Admitted:
             self.task.uncancel()  # the drain's time ran out (LoadShedder.abort): answer with an error, not a cut
             raise ShuttingDown(ABORTED, retry_after=2) from None
 
-
-async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every response, streamed or not, carries the request id."""
-    rid = request.get(REQUEST_ID)
-    if rid:
-        response.headers["X-Request-ID"] = rid

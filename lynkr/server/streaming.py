@@ -106,8 +106,11 @@ async def stream_events(
     observe = outcome.observe if outcome is not None else None
     if observe is not None:
         observe([first])  # before anything can fail: the first event carries the input tokens
-    resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
+    rid = request.get(REQUEST_ID)
+    resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers, **({"X-Request-ID": rid} if rid else {})})
     await resp.prepare(request)
+    shedder = request.app[SHEDDER]
+    shedder.streams += 1  # till the finally below: nothing awaits in between
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     watch = _Watchdog(loop, resp, task, ping, ping_interval, idle_timeout) if task and (ping or idle_timeout) \
@@ -161,7 +164,7 @@ async def stream_events(
             await _write_quietly(resp, encode_error(UpstreamTimeout(
                 f"{who} went silent for {idle_timeout:g} s mid-answer (STREAM_IDLE_TIMEOUT_MS)",
                 provider=headers.get("X-Lynkr-Provider", ""))))
-        elif request.app[SHEDDER].aborting:
+        elif shedder.aborting:
             task.uncancel()  # the drain's time ran out (LoadShedder.abort): end the stream with an error event
             await _write_quietly(resp, encode_error(ShuttingDown(ABORTED, retry_after=2)))
         else:
@@ -174,6 +177,7 @@ async def stream_events(
         logger.opt(exception=True).error("stream failed [{}]", request.get(REQUEST_ID))
         await _write_quietly(resp, encode_error(LynkrError("internal error in lynkr while streaming")))
     finally:
+        shedder.streams -= 1
         if watch is not None:
             watch.stop()
         if pending is not None:

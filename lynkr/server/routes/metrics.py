@@ -87,7 +87,8 @@ def live_state(app: web.Application) -> LiveState:
     dispatcher = app.get(DISPATCHER)
     shedder = app[SHEDDER]
     breakers = {name: b.state for name, b in dispatcher.breakers.items()} if dispatcher is not None else {}
-    return LiveState(breakers=breakers, active_requests=shedder.active, shed_total=shedder.shed)
+    return LiveState(breakers=breakers, active_requests=shedder.active, active_streams=shedder.streams,
+                     shed_total=shedder.shed)
 
 
 def live_json(app: web.Application) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def live_json(app: web.Application) -> dict[str, Any]:
     shedder = app[SHEDDER]
     return {
         "active_requests": shedder.active,
-        "active_streams": app[METRICS].active_stream_count(),
+        "active_streams": shedder.streams,
         "load_shed_total": shedder.shed,
         "breakers": [{"provider": s["name"], "state": s["state"], "failures": s["failureCount"],
                       "retry_in_s": s["retryInSeconds"]} for s in dispatcher.breaker_states()]
@@ -185,14 +186,6 @@ def _cost_observer(prices: PriceTable) -> Any:
     return cost
 
 
-async def _stream_started(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: a streamed answer starts. Handlers prepare streams themselves, while the request's
-    record is current; plain responses are prepared after the middlewares returned, when it is not."""
-    record = current_record.get()
-    if record is not None:
-        request.app[METRICS].stream_started(record)
-
-
 @web.middleware
 async def _trace_headers(request: web.Request, handler: Any) -> web.StreamResponse:
     """Only with tracing on: keep the client's W3C trace context for the request's span."""
@@ -270,7 +263,6 @@ def setup(app: web.Application) -> None:
     app[METRICS] = metrics = Metrics(endpoint_of=EndpointNames(app))
     app[OBSERVERS].insert(0, _cost_observer(prices))
     app[OBSERVERS].append(metrics.observe)
-    app.on_response_prepare.append(_stream_started)
     if settings.otel_exporter_otlp_endpoint:
         app.middlewares.append(_trace_headers)
     app.cleanup_ctx.append(_observability_ctx)
