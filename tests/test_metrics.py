@@ -220,7 +220,7 @@ WORKER = textwrap.dedent("""
     from lynkr.server import create_app
     from tests.conftest import claude_request, make_settings
 
-    async def main(upstream, n):
+    async def main(upstream, n, scrape):
         assert multiprocess_mode()
         settings = make_settings(model_provider="openai", openai_api_key="sk-worker-key-123456",
                                  openai_endpoint=upstream + "/v1/chat/completions", openai_model="gpt-4o")
@@ -228,15 +228,16 @@ WORKER = textwrap.dedent("""
             for _ in range(n):
                 resp = await client.post("/v1/messages", json=claude_request())
                 assert resp.status == 200, await resp.text()
-            print((await (await client.get("/metrics/prometheus")).read()).decode())
+            if scrape:
+                print((await (await client.get("/metrics/prometheus")).read()).decode())
 
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "scrape"))
 """)
 
 
-async def run_worker(upstream_url: str, n: int, env: dict[str, str]) -> str:
+async def run_worker(upstream_url: str, n: int, env: dict[str, str], scrape: bool = True) -> str:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WORKER, upstream_url, str(n), cwd=str(ROOT), env=env,
+        sys.executable, "-c", WORKER, upstream_url, str(n), "scrape" if scrape else "-", cwd=str(ROOT), env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()[-3000:]
@@ -248,14 +249,16 @@ async def test_workers_share_metrics_through_multiproc_dir(openai_upstream, tmp_
     openai_upstream.script.respond_with(lambda body: Answer(text="hi", prompt_tokens=3, completion_tokens=2))
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
     first = parse(await run_worker(openai_upstream.url, 2, env))
+    # a worker that is never scraped: the counts it tallied reach the shared files when it stops
+    await run_worker(openai_upstream.url, 4, env, scrape=False)
     second = parse(await run_worker(openai_upstream.url, 3, env))  # another process, another pid
     ok = {"endpoint": MSG, "provider": "openai", "model": "gpt-4o"}
     assert value(first, "lynkr_requests_total", **ok, status="200") == 2
-    # the second worker's scrape sums both processes' files
-    assert value(second, "lynkr_requests_total", **ok, status="200") == 5
-    assert value(second, "lynkr_request_duration_seconds_count", **ok) == 5
-    assert value(second, "lynkr_tokens_total", provider="openai", model="gpt-4o", type="input") == 15
-    assert value(second, "lynkr_tokens_total", provider="openai", model="gpt-4o", type="output") == 10
+    # the last worker's scrape sums every process's files
+    assert value(second, "lynkr_requests_total", **ok, status="200") == 9
+    assert value(second, "lynkr_request_duration_seconds_count", **ok) == 9
+    assert value(second, "lynkr_tokens_total", provider="openai", model="gpt-4o", type="input") == 27
+    assert value(second, "lynkr_tokens_total", provider="openai", model="gpt-4o", type="output") == 18
     assert {p.name.split("_")[0] for p in tmp_path.glob("*.db")} >= {"counter", "histogram", "gauge"}
 
 

@@ -1,8 +1,11 @@
 """Prometheus metrics (prometheus-client), fed by the request records and by live state read at scrape time.
 
 Counters and histograms are updated by ``Metrics.observe`` (an observer: a few label lookups and
-increments per request). State that changes on its own — breaker states, requests and streams in flight,
-the load-shed count — is copied into gauges by ``Metrics.refresh`` right before each scrape.
+increments per request). The counters every request moves (requests, tokens, cost) are kept as plain numbers
+(``_Tally``) and handed to prometheus-client when metrics are read (``publish``: at each scrape, at each
+multi-process refresh, and at shutdown): prometheus-client takes a lock and makes several calls per
+increment. State that changes on its own — breaker states, requests and streams in flight, the load-shed
+count — is copied into gauges by ``Metrics.refresh`` right before each scrape.
 
 Every app has its own ``CollectorRegistry`` (tests build many apps in one process), except in
 **multi-process mode**: when ``PROMETHEUS_MULTIPROC_DIR`` is set in the environment before lynkr starts
@@ -121,6 +124,7 @@ class Metrics:
         self.endpoint_of = endpoint_of or (lambda path: path)
         self._shed_seen = 0
         self._series: dict[tuple[str, str, str], _Series] = {}  # label children, looked up once
+        self._tallies: list[_Tally] = []
 
         self.requests = Counter(
             "lynkr_requests", "HTTP requests answered, by endpoint, serving backend, model and status code",
@@ -183,8 +187,9 @@ class Metrics:
             series = self._series[key] = _Series(self, endpoint, provider, model)
         requests = series.requests.get(status)
         if requests is None:
-            requests = series.requests[status] = self.requests.labels(endpoint, provider, model, str(status))
-        requests.inc()
+            requests = series.requests[status] = self.tally(self.requests.labels(endpoint, provider, model,
+                                                                                 str(status)))
+        requests.pending += 1
         if record.duration is not None:
             series.duration.observe(record.duration)
         if record.ttft is not None:
@@ -194,18 +199,18 @@ class Metrics:
         if record.error_type is not None or (record.status or 0) >= 400:
             self.errors.labels(endpoint, provider, record.error_type or "error").inc()
         if record.input_tokens:
-            series.tokens("input").inc(record.input_tokens)
+            series.tokens("input").pending += record.input_tokens
         if record.output_tokens:
-            series.tokens("output").inc(record.output_tokens)
+            series.tokens("output").pending += record.output_tokens
         if record.cache_read_tokens:
-            series.tokens("cache_read").inc(record.cache_read_tokens)
+            series.tokens("cache_read").pending += record.cache_read_tokens
         if record.cache_creation_tokens:
-            series.tokens("cache_write").inc(record.cache_creation_tokens)
+            series.tokens("cache_write").pending += record.cache_creation_tokens
         if record.provider is not None:
             if record.cost_usd is not None:
                 if series.cost is None:
-                    series.cost = self.cost.labels(provider, model)
-                series.cost.inc(record.cost_usd)
+                    series.cost = self.tally(self.cost.labels(provider, model))
+                series.cost.pending += record.cost_usd
             else:
                 self.unpriced.labels(provider, model).inc()
         if record.retries:
@@ -218,9 +223,22 @@ class Metrics:
         if hit is not None:
             self.cache.labels(hit).inc()
 
+    def tally(self, child: Any) -> _Tally:
+        tally = _Tally(child)
+        self._tallies.append(tally)
+        return tally
+
     # --- at scrape time ------------------------------------------------------------------------
 
+    def publish(self) -> None:
+        """Hand the tallied increments to prometheus-client (in multi-process mode: to this worker's files)."""
+        for tally in self._tallies:
+            if tally.pending:
+                amount, tally.pending = tally.pending, 0
+                tally.child.inc(amount)
+
     def refresh(self, live: LiveState) -> None:
+        self.publish()
         for name, state in live.breakers.items():
             for s in BREAKER_STATES:
                 self.breaker.labels(name, s).set(1 if s == state else 0)
@@ -232,12 +250,23 @@ class Metrics:
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition (Prometheus text, or OpenMetrics when ``accept`` asks for it) and its content type."""
+        self.publish()
         registry = self.registry
         if self.multiprocess:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
         encoder, content_type = choose_encoder(accept or "")
         return encoder(registry), content_type
+
+
+class _Tally:
+    """Increments of one counter's label child not yet handed to it (``Metrics.publish``)."""
+
+    __slots__ = ("child", "pending")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.pending: float = 0
 
 
 class _Series:
@@ -250,17 +279,18 @@ class _Series:
         self.metrics = metrics
         self.provider = provider
         self.model = model
-        self.requests: dict[int, Any] = {}
+        self.requests: dict[int, _Tally] = {}
         self.duration = metrics.duration.labels(endpoint, provider, model)
         self.ttft: Any = None  # streams only: no empty TTFT histogram for endpoints that never stream
-        self.cost: Any = None  # priced answers only
-        self._tokens: dict[str, Any] = {}
+        self.cost: _Tally | None = None  # priced answers only
+        self._tokens: dict[str, _Tally] = {}
 
-    def tokens(self, kind: str) -> Any:
-        child = self._tokens.get(kind)
-        if child is None:
-            child = self._tokens[kind] = self.metrics.tokens.labels(self.provider, self.model, kind)
-        return child
+    def tokens(self, kind: str) -> _Tally:
+        tally = self._tokens.get(kind)
+        if tally is None:
+            tally = self._tokens[kind] = self.metrics.tally(self.metrics.tokens.labels(self.provider, self.model,
+                                                                                      kind))
+        return tally
 
 
 def cache_result(record: RequestRecord) -> str | None:

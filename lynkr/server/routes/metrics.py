@@ -217,6 +217,7 @@ async def _observability_ctx(app: web.Application) -> AsyncIterator[None]:
         app[OBSERVERS].append(tracing.observe)
     yield
     await stop(*tasks)
+    metrics.publish()  # multi-process mode: this worker's last counts reach the shared files
     if tracing is not None:
         await asyncio.to_thread(tracing.shutdown)
 
