@@ -218,6 +218,44 @@ async def concurrent(session: aiohttp.ClientSession, t: Target, n: int, concurre
     return time.perf_counter() - started, samples
 
 
+ROUNDS = 5  # blocks per path of a measurement at concurrency > 1, taking turns
+
+
+@dataclass
+class Block:
+    """What one path did over its blocks of an ``alternating`` measurement."""
+
+    samples: list[Sample] = field(default_factory=list)
+    wall: float = 0.0  # seconds, its blocks only
+    cpu: dict[str, float] = field(default_factory=dict)  # seconds, by process name
+    rss_peak: int = 0
+
+
+async def alternating(session: aiohttp.ClientSession, targets: list[Target], n: int, concurrency: int,
+                      deadline: float, procs: dict[str, Proc], rounds: int = ROUNDS) -> dict[str, Block]:
+    """``n`` requests per target with ``concurrency`` in flight, in ``rounds`` blocks per target that take
+    turns (the first target rotates each round), so that a slow spell of this shared machine falls on every
+    path alike rather than on whichever ran second. ``procs``: besides each target's proxy, processes whose
+    CPU is counted too (e.g. the upstream), per target."""
+    out = {t.path: Block() for t in targets}
+    per_round = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
+    for r, count in enumerate(per_round):
+        for t in targets[r % len(targets):] + targets[:r % len(targets)]:
+            if not count:
+                continue
+            block = out[t.path]
+            watched = {**({t.path: t.proc} if t.proc else {}), **procs}
+            async with RssPeak(t.proc) as rss:
+                with Cpu(watched) as cpu:
+                    wall, samples = await concurrent(session, t, count, concurrency, deadline)
+            block.samples += samples
+            block.wall += wall
+            block.rss_peak = max(block.rss_peak, rss.peak)
+            for k, v in cpu.used.items():
+                block.cpu[k] = block.cpu.get(k, 0.0) + v
+    return out
+
+
 # --- statistics -----------------------------------------------------------------------------------------
 
 
@@ -444,22 +482,24 @@ class Suite:
         for conc in CONCURRENCY[1:]:
             key = f"c{conc}"
             n = c.paced_rounds * conc if paced else max(c.n_conc, 4 * conc)
-            log(f"[{case.key}] concurrency {conc}: {n} requests per path")
+            rounds = 1 if paced else ROUNDS
+            log(f"[{case.key}] concurrency {conc}: {n} requests per path, in {rounds} turns")
             res.rps[key], res.latency_conc_ms[key], res.cpu_ms_per_request[key], res.requests[key] = {}, {}, {}, {}
             for t in targets:
                 await concurrent(session, t, 2 * conc if not paced else conc, conc, self.phase_deadline())  # warm
-                async with RssPeak(t.proc) as rss:
-                    with Cpu({**({t.path: t.proc} if t.proc else {}), "upstream": self.p.upstream}) as cpu:
-                        wall, ss = await concurrent(session, t, n, conc, self.phase_deadline())
-                res.truncated |= len(ss) < n
-                res.requests[key][t.path] = len(ss)
-                res.rps[key][t.path] = len(ss) / wall
-                res.latency_conc_ms[key][t.path] = ms([s.total for s in ss])
-                for k, v in cpu.used.items():
+            blocks = await alternating(session, targets, n, conc, self.phase_deadline(),
+                                       {"upstream": self.p.upstream}, rounds)
+            for t in targets:
+                b = blocks[t.path]
+                res.truncated |= len(b.samples) < n
+                res.requests[key][t.path] = len(b.samples)
+                res.rps[key][t.path] = len(b.samples) / b.wall
+                res.latency_conc_ms[key][t.path] = ms([s.total for s in b.samples])
+                for k, v in b.cpu.items():
                     res.cpu_ms_per_request[key][k if k != "upstream" else f"upstream@{t.path}"] = (
-                        v * 1000 / max(len(ss), 1))
+                        v * 1000 / max(len(b.samples), 1))
                 if t.proc is not None:
-                    res.rss_peak_bytes[t.path] = max(res.rss_peak_bytes.get(t.path, 0), rss.peak)
+                    res.rss_peak_bytes[t.path] = max(res.rss_peak_bytes.get(t.path, 0), b.rss_peak)
         return res
 
     # --- table 2 ---
@@ -554,12 +594,10 @@ class Suite:
             row["added_latency_p50_ms"] = {k: percentile([s.total * 1000 for s in samples[k]], 50)
                                            - percentile([s.total * 1000 for s in samples["direct"]], 50)
                                            for k in proxies}
-            row["c16"] = {}
             for t in targets[1:]:
                 await concurrent(session, t, 32, 16, self.phase_deadline())
-                with Cpu({t.path: t.proc}) as cpu:  # type: ignore[dict-item]
-                    _, ss = await concurrent(session, t, c.lin_n, 16, self.phase_deadline())
-                row["c16"][t.path] = cpu.used[t.path] * 1000 / max(len(ss), 1)
+            blocks = await alternating(session, targets[1:], c.lin_n, 16, self.phase_deadline(), {})
+            row["c16"] = {path: b.cpu[path] * 1000 / max(len(b.samples), 1) for path, b in blocks.items()}
             out.append(row)
         return out
 
