@@ -73,20 +73,27 @@ class StreamOutcome(Generic[T]):
     success for the backend's breaker), ``failed`` (an upstream error) or ``stalled`` (the writer's idle
     timeout fired) says how it ended. Callbacks, not a generator wrapped around the stream."""
 
-    __slots__ = ("_dispatcher", "name", "observe")
+    __slots__ = ("_dispatcher", "name", "observe", "probe")
 
     def __init__(self, dispatcher: Dispatcher, name: str, observe: Callable[[list[T]], None] | None) -> None:
         self._dispatcher, self.name, self.observe = dispatcher, name, observe
+        self.probe = dispatcher.breakers[name].probe  # a half-open breaker's probe: this stream
 
     def ended(self) -> None:
         self._dispatcher.breakers[self.name].record_success()
 
     def failed(self, err: UpstreamError) -> None:
         self._dispatcher.counters[self.name].stream_failures += 1
-        self._dispatcher._failed(self.name, err)
+        self._dispatcher._failed(self.name, err, self.probe)
 
     def stalled(self) -> None:
         self.failed(UpstreamTimeout(f"{self.name} went silent mid-stream", provider=self.name))
+
+    def release(self) -> None:
+        """The writer is done, whatever happened: a probe that told nothing (the client left) lets the next
+        request probe."""
+        if self.probe is not None:
+            self._dispatcher.breakers[self.name].release(self.probe)
 
 
 @dataclass(slots=True)
@@ -262,10 +269,12 @@ class Dispatcher:
             breaker = self.breakers[name]
             counters = self.counters[name]
             if not breaker.allow():
-                errors.append(f"{name}: circuit open")
-                wait = breaker.snapshot()["retryInSeconds"]
+                errors.append(f"{name}: circuit open" if breaker.state == "open"
+                              else f"{name}: circuit half-open, its probe request is in flight")
+                wait = breaker.retry_in()
                 retry_after = wait if retry_after is None else min(retry_after, wait)
                 continue
+            probe = breaker.probe
             fallback = n > 0 or plan.first_skipped
             if n and errors:
                 route = replace(route, reason=f"{route.reason} after {errors[-1]}"[:300])
@@ -281,6 +290,9 @@ class Dispatcher:
                     err: UpstreamError = UpstreamTimeout(f"{name} sent nothing for {deadline:g} s", provider=name)
                 except UpstreamError as exc:
                     err = exc
+                except BaseException:  # not the backend's doing (the client left, lynkr's own error)
+                    breaker.release(probe)
+                    raise
                 else:
                     if not stream:
                         breaker.record_success()
@@ -292,7 +304,7 @@ class Dispatcher:
                         record.score = plan.decision.score.value if plan.decision.score else None
                         record.fallback = fallback
                     return route, result
-                self._failed(name, err)
+                self._failed(name, err, probe)
                 if record is not None:
                     record.attempts.append(f"{name}: {type(err).__name__}")
                 attempt += 1
@@ -312,10 +324,12 @@ class Dispatcher:
             last.message = f"{last.message} (tried: {'; '.join(errors)})"[:2000]
         raise last
 
-    def _failed(self, name: str, err: UpstreamError) -> None:
+    def _failed(self, name: str, err: UpstreamError, probe: object | None = None) -> None:
         self.counters[name].failures += 1
         if counts_against_backend(err):
             self.breakers[name].record_failure()
+        else:
+            self.breakers[name].release(probe)
 
     # --- embeddings (one backend, no chain) ------------------------------------------------------
 

@@ -343,3 +343,12 @@ def jsonl(text: str) -> list[dict[str, Any]]:
             with contextlib.suppress(ValueError):
                 events.append(json.loads(line))
     return events
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll ``check`` (bounded: up to ~10 s) until it holds."""
+    for _ in range(500):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail(f"never: {what}")

@@ -144,6 +144,9 @@ class Outcome:
     def stalled(self) -> None:
         self.calls.append("stalled")
 
+    def release(self) -> None:  # always last: the writer is done
+        self.calls.append("release")
+
 
 async def _write_stream(aiohttp_client, events, *, idle_timeout: float = 5.0, block_writes_after: int | None = None):
     """Run the stream writer in a real app; returns (client bytes or None, the outcome's record)."""
@@ -206,7 +209,7 @@ async def test_the_writer_reports_a_clean_end_once_and_observes_every_item(aioht
 
     body, outcome = await _write_stream(aiohttp_client, events)
     assert body == b"data: 1\n\ndata: 2\n\ndata: 3\n\n"
-    assert outcome.calls == ["ended"]
+    assert outcome.calls == ["ended", "release"]
     assert outcome.seen == [b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n"]
 
 
@@ -218,7 +221,7 @@ async def test_a_silent_backend_is_its_stall(aiohttp_client):
 
     body, outcome = await _write_stream(aiohttp_client, events, idle_timeout=0.2)
     assert body.endswith(b"data: ERROR\n\n")
-    assert outcome.calls == ["stalled"]
+    assert outcome.calls == ["stalled", "release"]
 
 
 async def test_a_client_that_stops_reading_is_not_the_backends_stall(aiohttp_client):
@@ -231,4 +234,4 @@ async def test_a_client_that_stops_reading_is_not_the_backends_stall(aiohttp_cli
 
     body, outcome = await _write_stream(aiohttp_client, events, idle_timeout=0.2, block_writes_after=1)
     assert body.endswith(b"data: ERROR\n\n")  # the writer still gives up on the stuck client
-    assert outcome.calls == ["ended"]
+    assert outcome.calls == ["ended", "release"]

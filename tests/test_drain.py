@@ -23,6 +23,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import claude_request
+from tests.e2e_support import until
 from tests.fakes import openai_server
 from tests.fakes.script import Answer, Script
 
@@ -58,15 +59,6 @@ class Lynkr:
                 return await self.proc.wait()
         except TimeoutError:
             pytest.fail(f"lynkr did not exit within {timeout:.0f} s\n{self.output()}")
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``check`` (bounded: up to ~10 s) until it holds."""
-    for _ in range(500):
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    pytest.fail(f"never: {what}")
 
 
 async def connection_refused(port: int) -> bool:

@@ -27,7 +27,7 @@ from lynkr.server import create_app
 from lynkr.server.keys import DISPATCHER, SHEDDER
 from lynkr.sse import SSEDecoder
 from tests.conftest import SECRET, claude_request, make_settings
-from tests.e2e_support import refused_port
+from tests.e2e_support import refused_port, until
 from tests.fakes import ollama_server, openai_server
 from tests.fakes.script import Answer, Failure, Raw, Reply, Script
 
@@ -492,6 +492,61 @@ async def test_a_failure_while_half_open_opens_the_breaker_again(
     state = (await gw.breakers())["openai"]
     assert state["state"] == "open" and state["stats"]["opened"] == 2
     assert len(gw.a.requests) == 4
+
+
+async def test_a_half_open_breaker_sends_one_probe_and_the_others_fall_back(
+        make_gateway: Callable[..., Awaitable[Gateway]]) -> None:
+    """While the probe is in flight, the backend that was down is not hit by every request: the others go on
+    to the fallback at once. The probe's answer decides (here: two successes close the breaker)."""
+    gw, clock = await breaker_gateway(make_gateway)
+    for _ in range(3):
+        gw.dispatcher.breakers["openai"].record_failure()
+    clock.now += 30
+    gate = asyncio.Event()
+    gw.a.enqueue(Answer(text=PRIMARY_TEXT, gate=gate))  # the probe: a stream that waits after its first chunk
+    async with asyncio.timeout(BOUND):
+        probe = await gw.client.post(ANTHROPIC_STREAM.path, json=ANTHROPIC_STREAM.body())
+        await probe.content.readany()  # its stream has begun: it is in flight
+    for dialect in (ANTHROPIC_STREAM, ANTHROPIC_JSON, OPENAI_STREAM):
+        gw.b.enqueue(Answer(text=FALLBACK_TEXT))
+        resp, _ = await post(gw, dialect)
+        assert await dialect.answer(resp) == FALLBACK_TEXT
+        assert resp.headers["X-Lynkr-Routing-Reason"] == \
+            "fallback 1 after openai: circuit half-open, its probe request is in flight"
+    gate.set()
+    async with asyncio.timeout(BOUND):
+        assert (await probe.read()).endswith(b'data: {"type":"message_stop"}\n\n')
+    assert probe.headers["X-Lynkr-Provider"] == "openai" and len(gw.a.requests) == 1
+    state = (await gw.breakers())["openai"]
+    assert state["state"] == "half_open" and state["successCount"] == 1
+    gw.a.enqueue(Answer(text=PRIMARY_TEXT))  # the next request is the next probe
+    resp, _ = await post(gw, ANTHROPIC_JSON)
+    assert await ANTHROPIC_JSON.answer(resp) == PRIMARY_TEXT
+    assert (await gw.breakers())["openai"]["state"] == "closed"
+
+
+async def test_a_probe_whose_client_leaves_lets_the_next_request_probe(
+        make_gateway: Callable[..., Awaitable[Gateway]]) -> None:
+    gw, clock = await breaker_gateway(make_gateway)
+    for _ in range(3):
+        gw.dispatcher.breakers["openai"].record_failure()
+    clock.now += 30
+    gate = asyncio.Event()
+    gw.a.enqueue(Answer(text=PRIMARY_TEXT, gate=gate))
+    async with asyncio.timeout(BOUND):
+        resp = await gw.client.post(ANTHROPIC_STREAM.path, json=ANTHROPIC_STREAM.body())
+        await resp.content.readany()  # the probe's stream has begun
+        assert gw.dispatcher.breakers["openai"].probe is not None
+        resp.close()  # the client leaves mid-answer
+
+    async def released() -> bool:
+        return gw.dispatcher.breakers["openai"].probe is None
+
+    await until(released, "the probe's place is freed")
+    gate.set()
+    gw.a.enqueue(Answer(text=PRIMARY_TEXT))
+    resp, _ = await post(gw, ANTHROPIC_JSON)
+    assert await ANTHROPIC_JSON.answer(resp) == PRIMARY_TEXT and len(gw.a.requests) == 2
 
 
 @pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)

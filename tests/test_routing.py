@@ -182,6 +182,31 @@ def test_breaker_opens_half_opens_and_closes():
     assert b.snapshot()["stats"] == {"success": 2, "failure": 3, "rejected": 2, "opened": 1}
 
 
+def test_a_half_open_breaker_lets_one_probe_through_at_a_time():
+    clock = Clock()
+    b = CircuitBreaker("x", failure_threshold=1, success_threshold=2, open_timeout=10, clock=clock)
+    b.record_failure()
+    clock.now = 10
+    assert b.allow() and b.state == "half_open"
+    first = b.probe
+    assert first is not None
+    assert not b.allow() and b.retry_in() == 1.0  # the probe is in flight: the others wait
+    b.release(object())  # another attempt's token frees nothing
+    assert not b.allow()
+    b.release(first)  # the probe told nothing (its client left): the next request probes
+    assert b.allow() and b.probe is not first
+    second = b.probe
+    clock.now = 19.9
+    assert not b.allow()
+    clock.now = 20  # a probe that never reports holds its place for open_timeout at most
+    assert b.allow() and b.probe is not second
+    b.record_success()
+    assert b.state == "half_open" and b.probe is None and b.allow()
+    b.record_success()
+    assert b.state == "closed" and b.allow() and b.allow()
+    assert b.snapshot()["stats"]["rejected"] == 3
+
+
 def test_breaker_half_open_failure_reopens_and_success_resets_count():
     clock = Clock()
     b = CircuitBreaker("x", failure_threshold=2, open_timeout=5, clock=clock)

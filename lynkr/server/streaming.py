@@ -178,6 +178,8 @@ async def stream_events(
         await _write_quietly(resp, encode_error(LynkrError("internal error in lynkr while streaming")))
     finally:
         shedder.streams -= 1
+        if outcome is not None:
+            outcome.release()
         if watch is not None:
             watch.stop()
         if pending is not None:
