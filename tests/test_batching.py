@@ -148,8 +148,10 @@ class Outcome:
         self.calls.append("release")
 
 
-async def _write_stream(aiohttp_client, events, *, idle_timeout: float = 5.0, block_writes_after: int | None = None):
-    """Run the stream writer in a real app; returns (client bytes or None, the outcome's record)."""
+async def _write_stream(aiohttp_client, events, *, idle_timeout: float = 5.0, block_writes_after: int | None = None,
+                        first: bytes | None = b"data: 1\n\n"):
+    """Run the stream writer in a real app; returns (client bytes or None, the outcome's record). ``first``
+    None: the writer's first item is taken from ``events()`` (as the dispatcher does)."""
     from aiohttp import web
 
     from lynkr.server.keys import SHEDDER
@@ -158,7 +160,9 @@ async def _write_stream(aiohttp_client, events, *, idle_timeout: float = 5.0, bl
     outcome = Outcome()
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        return await stream_events(request, b"data: 1\n\n", events(), encode=lambda b: b,
+        stream = events()
+        head = first if first is not None else await anext(stream)
+        return await stream_events(request, head, stream, encode=lambda b: b,
                                    encode_error=lambda err: b"data: ERROR\n\n", ping=None, ping_interval=15,
                                    headers={}, idle_timeout=idle_timeout, outcome=outcome)  # type: ignore[arg-type]
 
@@ -235,3 +239,71 @@ async def test_a_client_that_stops_reading_is_not_the_backends_stall(aiohttp_cli
     body, outcome = await _write_stream(aiohttp_client, events, idle_timeout=0.2, block_writes_after=1)
     assert body.endswith(b"data: ERROR\n\n")  # the writer still gives up on the stuck client
     assert outcome.calls == ["ended", "release"]
+
+
+class Frames:
+    """A translation that passes bytes through, ending with one closing frame (lynkr.convert.translated)."""
+
+    def feed(self, item: bytes) -> list[bytes]:
+        return [item]
+
+    def end(self) -> list[bytes]:
+        return [b"data: end\n\n"]
+
+
+class SlowReads:
+    """An input read in batches (as SSEJson), each read after ``pause`` seconds; ``done`` after the last."""
+
+    def __init__(self, *reads: list[bytes], pause: float = 0.0) -> None:
+        self.reads, self.pause, self.done = list(reads), pause, False
+
+    async def read_batch(self) -> list[bytes] | None:
+        if not self.reads:
+            self.done = True
+            return None
+        if self.pause:
+            await asyncio.sleep(self.pause)
+        batch = self.reads.pop(0)
+        self.done = not self.reads
+        return batch
+
+    def __aiter__(self) -> SlowReads:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise AssertionError("read in batches")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_translated_stream_goes_out_a_read_at_a_time_and_reports_its_end(aiohttp_client):
+    """A stream that hands out a read's worth of events (TranslatedStream) is written one batch per read,
+    its closing events with the last read's, and its end is reported once, before the last write."""
+    from lynkr.convert.translated import TranslatedStream
+
+    reads = ([b"data: 1\n\n", b"data: 2\n\n"], [b"data: 3\n\n"], [b"data: 4\n\n", b"data: 5\n\n"])
+    body, outcome = await _write_stream(
+        aiohttp_client, lambda: TranslatedStream(SlowReads(*reads, pause=0.01), Frames()), first=None)
+    assert body == b"data: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\ndata: 5\n\ndata: end\n\n"
+    assert outcome.calls == ["ended", "release"]
+    assert b"".join(outcome.seen) == body  # every item observed once
+
+
+async def test_a_translated_stream_whose_backend_goes_silent_is_its_stall(aiohttp_client):
+    from lynkr.convert.translated import TranslatedStream
+
+    body, outcome = await _write_stream(aiohttp_client, lambda: TranslatedStream(_SilentAfterFirst(), Frames()),
+                                        idle_timeout=0.2, first=None)
+    assert body == b"data: 1\n\ndata: ERROR\n\n"
+    assert outcome.calls == ["stalled", "release"]
+
+
+class _SilentAfterFirst(SlowReads):
+    def __init__(self) -> None:
+        super().__init__([b"data: 1\n\n"], [b"data: 2\n\n"])
+
+    async def read_batch(self) -> list[bytes] | None:
+        if len(self.reads) == 1:
+            await asyncio.sleep(10)
+        return await super().read_batch()

@@ -372,3 +372,17 @@ def test_fold_ignores_pings_and_keeps_usage_it_was_not_told_about() -> None:
 def test_fold_rejects_broken_streams(events: list[dict[str, object]], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         fold_events(events)
+
+
+async def test_sse_json_reads_a_batch_per_read_and_says_when_it_is_done() -> None:
+    """``read_batch``: the payloads one read of the body completes (a read that completes none is waited
+    through), ``done`` once ``[DONE]`` came, then None."""
+    from lynkr.providers.http import sse_json
+
+    reader = sse_json(_Response([b'data: {"a": 1}\n\ndata: {"a"', b': 2}\n\ndata: {"a": 3}\n\n', b'data: {"a":',
+                                 b' 4}\n\ndata: [DONE]\n\n']), "openai")  # type: ignore[arg-type]
+    assert await reader.read_batch() == [{"a": 1}]
+    assert await reader.read_batch() == [{"a": 2}, {"a": 3}] and not reader.done
+    assert await reader.read_batch() == [{"a": 4}] and reader.done  # the half event waited for its end
+    assert await reader.read_batch() is None
+    assert [obj async for obj in reader] == []

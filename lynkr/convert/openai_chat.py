@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from lynkr.convert.anthropic_stream import (
 )
 from lynkr.convert.schema import function_tools
 from lynkr.convert.tables import FINISH_TO_STOP, REASONING_MODEL, output_limit
+from lynkr.convert.translated import TranslatedStream
 from lynkr.errors import UpstreamBadResponse, UpstreamError, UpstreamServerError, upstream_error_for_status
 
 
@@ -245,61 +246,69 @@ def _error_message(error: Any) -> str:
     return str(error)
 
 
-async def chat_stream_to_anthropic(
+def chat_stream_to_anthropic(
     chunks: AsyncIterable[dict[str, Any]], *, model: str, message_id: str | None = None
-) -> AsyncGenerator[Event, None]:
+) -> TranslatedStream:
     """Translate Chat Completions stream chunks into Anthropic events, as they arrive."""
-    out = MessageStream(model=model, message_id=message_id)
-    finish: str | None = None
-    usage: dict[str, Any] | None = None
-    # upstream tool-call index -> (our stream key, its id). A new id at a known index is a new call:
-    # some servers send every call as index 0 (or with no index), one call per chunk.
-    calls: dict[Any, tuple[int, str | None]] = {}
-    n_calls = 0
-    try:
-        # this loop runs for every chunk of every answer: lookups are kept to what a text delta needs
-        async for chunk in chunks:
-            if chunk.get("error"):
-                raise upstream_error(chunk["error"], "backend stream error: ")
-            if u := chunk.get("usage"):
-                usage = u
-            for choice in chunk.get("choices") or ():
-                if choice.get("index", 0) != 0:
-                    continue
-                delta = choice.get("delta") or {}
-                content = delta.get("content")
-                if content.__class__ is str and out.started and delta.keys() <= _PLAIN_TEXT:
-                    for ev in out.text(content):  # the usual chunk: some text and nothing else
-                        yield ev
-                    if f := choice.get("finish_reason"):
-                        finish = f
-                    continue
-                events: list[Event] = out.start() if not out.started else []
-                if reasoning := _reasoning_text(delta):
-                    events += out.thinking(reasoning)
-                text = content if content.__class__ is str and "refusal" not in delta else _answer_text(delta)
-                if text:
-                    events += out.text(text)
-                for n, call in enumerate(delta.get("tool_calls") or ()):
-                    fn = call.get("function") or {}
-                    index, call_id = call.get("index", n), call.get("id")
-                    known = calls.get(index)
-                    if known is None or (call_id and known[1] and call_id != known[1]):
-                        known = calls[index] = (n_calls, call_id)
-                        n_calls += 1
-                    key = known[0]
-                    try:
-                        events += out.tool_call(key, id=call_id, name=fn.get("name"),
-                                                arguments=_arguments_text(fn.get("arguments")))
-                    except ValueError as exc:
-                        raise UpstreamBadResponse(f"backend interleaved tool calls: {exc}") from None
+    return TranslatedStream(chunks, ChatStreamTranslation(model=model, message_id=message_id))
+
+
+class ChatStreamTranslation:
+    """Chat Completions stream chunks -> Anthropic events, one chunk at a time (``lynkr.convert.translated``)."""
+
+    __slots__ = ("_calls", "_finish", "_n_calls", "_usage", "out")
+
+    def __init__(self, *, model: str, message_id: str | None = None) -> None:
+        self.out = MessageStream(model=model, message_id=message_id)
+        self._finish: str | None = None
+        self._usage: dict[str, Any] | None = None
+        # upstream tool-call index -> (our stream key, its id). A new id at a known index is a new call:
+        # some servers send every call as index 0 (or with no index), one call per chunk.
+        self._calls: dict[Any, tuple[int, str | None]] = {}
+        self._n_calls = 0
+
+    def feed(self, chunk: dict[str, Any]) -> list[Event]:
+        # this runs for every chunk of every answer: lookups are kept to what a text delta needs
+        if chunk.get("error"):
+            raise upstream_error(chunk["error"], "backend stream error: ")
+        if u := chunk.get("usage"):
+            self._usage = u
+        out = self.out
+        events: list[Event] = []
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content.__class__ is str and out.started and delta.keys() <= _PLAIN_TEXT:
+                events += out.text(content)  # the usual chunk: some text and nothing else
                 if f := choice.get("finish_reason"):
-                    finish = f
-                for ev in events:
-                    yield ev
-        if not out.started:
+                    self._finish = f
+                continue
+            if not out.started:
+                events += out.start()
+            if reasoning := _reasoning_text(delta):
+                events += out.thinking(reasoning)
+            text = content if content.__class__ is str and "refusal" not in delta else _answer_text(delta)
+            if text:
+                events += out.text(text)
+            for n, call in enumerate(delta.get("tool_calls") or ()):
+                fn = call.get("function") or {}
+                index, call_id = call.get("index", n), call.get("id")
+                known = self._calls.get(index)
+                if known is None or (call_id and known[1] and call_id != known[1]):
+                    known = self._calls[index] = (self._n_calls, call_id)
+                    self._n_calls += 1
+                try:
+                    events += self.out.tool_call(known[0], id=call_id, name=fn.get("name"),
+                                                 arguments=_arguments_text(fn.get("arguments")))
+                except ValueError as exc:
+                    raise UpstreamBadResponse(f"backend interleaved tool calls: {exc}") from None
+            if f := choice.get("finish_reason"):
+                self._finish = f
+        return events
+
+    def end(self) -> list[Event]:
+        if not self.out.started:
             raise UpstreamBadResponse("backend closed the stream without sending an answer")
-        for ev in out.finish(_stop_reason(finish, out.saw_tool_call), chat_usage(usage)):
-            yield ev
-    finally:
-        await hub.close_input(chunks)  # its source may hold a connection: released now, not when collected
+        return self.out.finish(_stop_reason(self._finish, self.out.saw_tool_call), chat_usage(self._usage))

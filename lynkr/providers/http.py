@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -173,53 +174,123 @@ def _opened(answer: Answer) -> AbstractAsyncContextManager[aiohttp.ClientRespons
     return answer if isinstance(answer, _Call) else nullcontext(answer)
 
 
-async def sse_json(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any]]:
-    """The JSON payloads of an SSE response, until ``[DONE]`` or the end of the body. ``answer`` is a
-    response, or the request that opens one (``post(...)``): the generator then owns the connection,
-    and a provider can hand its translator this generator directly, with no layer of its own per event.
+def sse_json(answer: Answer, provider: str) -> SSEJson:
+    """The JSON payloads of an SSE response, until ``[DONE]`` or the end of the body (``SSEJson``)."""
+    return SSEJson(answer, provider)
+
+
+class SSEJson(AsyncIterator[Any]):
+    """The JSON payloads of an SSE response, until ``[DONE]`` or the end of the body: one by one
+    (``async for``), or those of one read of the body at a time (``read_batch``, for a translator that hands
+    the stream writer a read's worth of events at once). ``answer`` is a response, or the request that opens
+    one (``post(...)``): the reader then owns the connection (released at the end, on an error, or by
+    ``aclose``), and a provider can hand its translator this reader directly, with no layer of its own.
 
     As in ``sse_passthrough``: streams whose lines end in LF are cut at blank lines with bytes operations
     and each event's data goes to ``orjson`` as bytes; a CR (or a byte order mark first) switches the rest
-    of the stream to the full decoder (``lynkr.sse``)."""
-    decoder: SSEDecoder | None = None
-    held = b""
-    started = False
-    async with _opened(answer) as resp:
+    of the stream to the full decoder (``lynkr.sse``). Failures while reading are lynkr's errors (``_Call``);
+    data that is not JSON is ``UpstreamBadResponse``."""
+
+    __slots__ = ("_buffer", "_decoder", "_held", "_opened", "_provider", "_released", "_resp", "_started", "done")
+
+    def __init__(self, answer: Answer, provider: str) -> None:
+        self._opened = _opened(answer)
+        self._provider = provider
+        self._resp: aiohttp.ClientResponse | None = None
+        self._decoder: SSEDecoder | None = None
+        self._held = b""
+        self._started = False
+        self.done = False  # nothing more to read: [DONE] or the end of the body came, or it was closed
+        self._released = False  # the connection went back (or was closed)
+        self._buffer: list[Any] = []  # read, not yet taken one by one
+
+    async def read_batch(self) -> list[Any] | None:
+        """The payloads that the next read of the body completes (at least one), or None at the end (the
+        connection then goes back). One method, no helper coroutine: it is a frame on every read."""
+        if self.done:
+            return None
+        if self._resp is None:
+            try:
+                self._resp = await self._opened.__aenter__()
+            except BaseException:
+                self.done = self._released = True
+                raise
         try:
-            read = resp.content.readany  # b"" at the end; one frame fewer per read than iter_any()
+            read = self._resp.content.readany  # b"" at the end
             while chunk := await read():
-                if decoder is None:
-                    buf = held + chunk if held else chunk
-                    if (events := _cut_events(buf, started)) is not None:
-                        whole, held = events
+                if self._decoder is None:
+                    buf = self._held + chunk if self._held else chunk
+                    if (events := _cut_events(buf, self._started)) is not None:
+                        whole, self._held = events
                         if not whole:
                             continue
-                        started = True
+                        self._started = True
+                        out: list[Any] = []
                         for block in whole[:-2].split(b"\n\n"):
                             # the usual event, one data line, inline (this runs for every event); the rest in full
                             data: bytes | None = block[6:] if block.startswith(b"data: ") and block.find(b"\n") < 0 \
                                 else _block_data(block)
                             if data:
                                 if data == b"[DONE]":
-                                    return
-                                yield orjson.loads(data)
+                                    self.done = True
+                                    return out or None
+                                out.append(orjson.loads(data))
+                        if out:
+                            return out
                         continue
                     # from here on: the full decoder; held starts at an event boundary
-                    decoder = SSEDecoder(bom=not started)
-                    chunk, held = buf, b""
-                for ev in decoder.feed(chunk):
+                    self._decoder = SSEDecoder(bom=not self._started)
+                    chunk, self._held = buf, b""
+                out = []
+                for ev in self._decoder.feed(chunk):
                     if text := ev.data:
                         if text == "[DONE]":
-                            return
-                        yield orjson.loads(text)
-            rest = decoder.close() if decoder is not None \
-                else SSEDecoder(bom=not started).feed(held + b"\n\n") if held else []
-            for ev in rest:
-                if ev.data and ev.data != "[DONE]":
-                    yield ev.json()
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamBadResponse(f"{provider} sent a stream event that is not JSON ({exc})",
-                                      provider=provider) from None
+                            self.done = True
+                            return out or None
+                        out.append(orjson.loads(text))
+                if out:
+                    return out
+            self.done = True
+            rest = self._decoder.close() if self._decoder is not None \
+                else SSEDecoder(bom=not self._started).feed(self._held + b"\n\n") if self._held else []
+            return [ev.json() for ev in rest if ev.data and ev.data != "[DONE]"] or None
+        except BaseException as exc:
+            self.done = self._released = True
+            if isinstance(exc, orjson.JSONDecodeError):
+                exc = UpstreamBadResponse(f"{self._provider} sent a stream event that is not JSON ({exc})",
+                                          provider=self._provider)
+            await self._opened.__aexit__(type(exc), exc, exc.__traceback__)  # raises a foreign failure mapped
+            raise exc from None
+        finally:
+            if self.done and not self._released:  # [DONE], or the end of the body: the connection goes back
+                self._released = True
+                await self._opened.__aexit__(None, None, None)
+
+    def __aiter__(self) -> SSEJson:
+        return self
+
+    async def __anext__(self) -> Any:
+        if not self._buffer:
+            batch = await self.read_batch()
+            if batch is None:
+                raise StopAsyncIteration
+            self._buffer = batch
+        return self._buffer.pop(0)
+
+    async def aclose(self) -> None:
+        """Stop reading: the connection goes back (unread, it is closed rather than reused)."""
+        self.done = True
+        if not self._released:
+            self._released = True
+            if self._resp is not None:
+                await self._opened.__aexit__(None, None, None)
+
+    def __del__(self) -> None:
+        # dropped unread (a wrapper that does not close what it reads): the connection is closed now, as an
+        # async generator's finalizer would have done, not whenever aiohttp's response is collected
+        if not self._released and self._resp is not None:
+            with contextlib.suppress(Exception):  # at interpreter exit the loop may be gone
+                self._resp.close()
 
 
 _EVENT_ENDS = (b"\n\n", b"\r\r", b"\r\n\r\n")

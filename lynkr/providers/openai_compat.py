@@ -224,8 +224,9 @@ class OpenAICompatProvider(Provider):
 
     def stream_message(self, req: dict[str, Any], model: str) -> AsyncGenerator[Event, None]:
         body = self.chat_request(req, model, stream=True)
-        chunks = sse_json(post(self.http, self.url, body, provider=self.backend.name, headers=self.headers,
-                               timeout=self.stream_timeout), self.backend.name)
+        chunks: AsyncIterator[dict[str, Any]] = sse_json(post(
+            self.http, self.url, body, provider=self.backend.name, headers=self.headers,
+            timeout=self.stream_timeout), self.backend.name)
         if self.flavor.chunk_hook:
             chunks = self.flavor.chunk_hook(chunks)
         return chat_stream_to_anthropic(chunks, model=req["model"])

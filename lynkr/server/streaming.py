@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from loguru import logger
 
+from lynkr.convert.translated import TranslatedStream
 from lynkr.dispatch import StreamOutcome
 from lynkr.errors import ABORTED, LynkrError, ShuttingDown, UpstreamError, UpstreamTimeout
 from lynkr.observability.record import current_record
@@ -126,29 +127,50 @@ async def stream_events(
         # one with the response headers
         items: list[T] = [first]
         seen = 1  # items already observed
-        while True:
-            pending = next_batch(events, items)
-            if observe is not None and len(items) > seen:
-                observe(items[seen:] if seen else items)
-            seen = 0
-            if pending is None and outcome is not None:
-                outcome.ended()  # the backend's stream is over, whatever happens to the last write
-            await resp.write(b"".join([encode(item) for item in items]))
-            if watch is not None:
-                watch.last_event = watch.last_write = loop.time()
-            items.clear()
-            if pending is None:
-                break
-            waiting = True
-            try:
-                items.append(await pending)
-            except StopAsyncIteration:  # the stream ended after a wait (a backend's EOF in a read of its own)
-                pending = None
-                if outcome is not None:
+        if isinstance(events, TranslatedStream):  # a read's worth of events at a time, no stepping
+            translated: TranslatedStream = events
+            batch: list[Any] | None = items + translated.ready()  # the rest of the first read, with the headers
+            while batch is not None:
+                if observe is not None:
+                    observe(batch[seen:] if seen else batch)
+                seen = 0
+                ended = translated.ended
+                if ended and outcome is not None:
+                    outcome.ended()  # the backend's stream is over, whatever happens to the last write
+                await resp.write(b"".join([encode(item) for item in batch]))
+                if watch is not None:
+                    watch.last_event = watch.last_write = loop.time()
+                if ended:
+                    break
+                waiting = True
+                batch = await translated.read_batch()
+                waiting = False
+                if batch is None and outcome is not None:  # it ended after a wait, with nothing more to say
                     outcome.ended()
-                break
-            waiting = False
-            pending = None
+        else:  # any other stream: take what it gives without waiting, one step per item
+            while True:
+                pending = next_batch(events, items)
+                if observe is not None and len(items) > seen:
+                    observe(items[seen:] if seen else items)
+                seen = 0
+                if pending is None and outcome is not None:
+                    outcome.ended()  # the backend's stream is over, whatever happens to the last write
+                await resp.write(b"".join([encode(item) for item in items]))
+                if watch is not None:
+                    watch.last_event = watch.last_write = loop.time()
+                items.clear()
+                if pending is None:
+                    break
+                waiting = True
+                try:
+                    items.append(await pending)
+                except StopAsyncIteration:  # the stream ended after a wait (a backend's EOF in a read of its own)
+                    pending = None
+                    if outcome is not None:
+                        outcome.ended()
+                    break
+                waiting = False
+                pending = None
         if tail:
             await resp.write(tail)
     except ConnectionResetError:

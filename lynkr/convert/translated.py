@@ -1,0 +1,128 @@
+"""A stream translator as a pure state machine, driven over its input by one small async iterator.
+
+``Translation.feed(item)`` turns one input item (a Chat Completions chunk, say) into the events it completes
+and ``end()`` gives the closing events; neither does I/O. ``TranslatedStream`` drives one over an async input
+and is an async generator of events like any other translator, so every consumer works unchanged. It can
+also hand out a whole read's worth of events at once (``ready`` and ``read_batch``): when its input offers
+``read_batch`` too (``lynkr.providers.http.SSEJson``), the stream writer then takes one step per upstream read
+instead of one per event (``lynkr.server.streaming``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
+from typing import Any, Protocol
+
+from lynkr.convert.hub import close_input
+
+Event = dict[str, Any]
+
+
+class Translation(Protocol):
+    def feed(self, item: Any) -> list[Event]: ...
+
+    def end(self) -> list[Event]: ...
+
+
+class TranslatedStream(AsyncGenerator[Event, None]):
+    """``translation`` driven over ``source``; the source is closed when the stream ends, fails or is closed
+    (an input reading a backend's answer holds its connection until then)."""
+
+    __slots__ = ("_batched", "_buffer", "_closed", "_done", "_error", "_next", "_read", "_source",
+                 "_translation", "ended")
+
+    def __init__(self, source: AsyncIterable[Any], translation: Translation) -> None:
+        self._source = source
+        self._translation = translation
+        self._read: Callable[[], Awaitable[list[Any] | None]] | None = getattr(source, "read_batch", None)
+        self._next = source.__aiter__().__anext__ if self._read is None else None
+        # an input that reads in batches says when it has no more to give (``done``: SSEJson's [DONE] or the
+        # end of the body), so the closing events can come with the last read's
+        self._batched: Any = source if self._read is not None and hasattr(source, "done") else None
+        self._buffer: list[Event] = []  # translated, not yet taken
+        self._error: Exception | None = None  # raised once the events before it are taken
+        self._done = False
+        self._closed = False
+        self.ended = False  # the closing events are translated: what the caller holds is the last of it
+
+    def ready(self) -> list[Event]:
+        """The events translated and not yet taken (no waiting)."""
+        out, self._buffer = self._buffer, []
+        return out
+
+    async def read_batch(self) -> list[Event] | None:
+        """What ``ready`` has, else the events of the input's next read (at least one); None at the end.
+        A failure after some events of a read comes on the next call, once those are taken."""
+        if self._buffer:
+            return self.ready()
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        if self._done:
+            return None
+        feed = self._translation.feed
+        try:
+            while True:
+                items = await self._read() if self._read is not None else await self._one()
+                if items is None:
+                    self._done = True
+                    out = self._translation.end()
+                    self.ended = True
+                    await self._close_input()
+                    return out
+                out = []
+                for item in items:
+                    try:
+                        out += feed(item)
+                    except Exception as exc:
+                        if not out:
+                            raise
+                        self._error, self._done = exc, True
+                        await self._close_input()
+                        return out
+                if self._batched is not None and self._batched.done:  # the closing events come with the last read's
+                    self._done = True
+                    out += self._translation.end()
+                    self.ended = True
+                    await self._close_input()
+                if out:
+                    return out
+        except BaseException:
+            self._done = True
+            await self._close_input()
+            raise
+
+    async def _one(self) -> list[Any] | None:
+        try:
+            return [await self._next()]  # type: ignore[misc]
+        except StopAsyncIteration:
+            return None
+
+    def __aiter__(self) -> TranslatedStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        if not self._buffer:
+            batch = await self.read_batch()
+            if batch is None:
+                raise StopAsyncIteration
+            self._buffer = batch
+        return self._buffer.pop(0)
+
+    async def asend(self, value: None) -> Event:
+        return await self.__anext__()
+
+    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> Event:
+        await self.aclose()
+        raise val if val is not None else typ
+
+    async def aclose(self) -> None:
+        """The end of the stream for whoever reads it (what was not taken is dropped); the input is closed."""
+        self._done = True
+        self._buffer, self._error = [], None
+        await self._close_input()
+
+    async def _close_input(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await close_input(self._source)
