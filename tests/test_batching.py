@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from lynkr.batched import Batched
 from lynkr.resilience.shedding import LoadShedder
 from lynkr.server.batching import next_batch
 
@@ -251,24 +252,22 @@ class Frames:
         return [b"data: end\n\n"]
 
 
-class SlowReads:
-    """An input read in batches (as SSEJson), each read after ``pause`` seconds; ``done`` after the last."""
+class SlowReads(Batched[bytes]):
+    """An input read in batches (as SSEJson), each read after ``pause`` seconds; ``ended`` with the last."""
 
     def __init__(self, *reads: list[bytes], pause: float = 0.0) -> None:
-        self.reads, self.pause, self.done = list(reads), pause, False
+        super().__init__()
+        self.reads, self.pause = list(reads), pause
 
     async def read_batch(self) -> list[bytes] | None:
         if not self.reads:
-            self.done = True
+            self.ended = True
             return None
         if self.pause:
             await asyncio.sleep(self.pause)
         batch = self.reads.pop(0)
-        self.done = not self.reads
+        self.ended = not self.reads
         return batch
-
-    def __aiter__(self) -> SlowReads:
-        return self
 
     async def __anext__(self) -> bytes:
         raise AssertionError("read in batches")

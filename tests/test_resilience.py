@@ -795,6 +795,17 @@ async def test_openai_compatible_passthrough_names_usage_and_errors_only() -> No
     assert not any(USAGE_OR_ERROR.search(data) for data in plain)
 
 
+async def test_passthrough_reads_a_block_per_read_for_the_stream_writer() -> None:
+    """``read_batch``: the whole events one read completes, as one block; a read that completes none is waited
+    through; a last event without its blank line comes at the end of the body, then None."""
+    reader = sse_passthrough(Body(b'data: {"a":1}\n\ndata: {"b"', b':2}\n\ndata: {"c":3}\n\n', b"data: [DONE]"),
+                             "openai", worth=re.compile(rb'"usage"'))  # type: ignore[arg-type]
+    assert await reader.read_batch() == [b'data: {"a":1}\n\n']
+    assert await reader.read_batch() == [b'data: {"b":2}\n\ndata: {"c":3}\n\n'] and not reader.ended
+    assert await reader.read_batch() == [b"data: [DONE]"] and reader.ended
+    assert await reader.read_batch() is None
+
+
 async def test_passthrough_lets_the_provider_inspect_each_event() -> None:
     def no_errors(data: Any) -> None:
         if "error" in data:

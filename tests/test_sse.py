@@ -382,7 +382,7 @@ async def test_sse_json_reads_a_batch_per_read_and_says_when_it_is_done() -> Non
     reader = sse_json(_Response([b'data: {"a": 1}\n\ndata: {"a"', b': 2}\n\ndata: {"a": 3}\n\n', b'data: {"a":',
                                  b' 4}\n\ndata: [DONE]\n\n']), "openai")  # type: ignore[arg-type]
     assert await reader.read_batch() == [{"a": 1}]
-    assert await reader.read_batch() == [{"a": 2}, {"a": 3}] and not reader.done
-    assert await reader.read_batch() == [{"a": 4}] and reader.done  # the half event waited for its end
+    assert await reader.read_batch() == [{"a": 2}, {"a": 3}] and not reader.ended
+    assert await reader.read_batch() == [{"a": 4}] and reader.ended  # the half event waited for its end
     assert await reader.read_batch() is None
     assert [obj async for obj in reader] == []

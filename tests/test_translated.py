@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from lynkr.batched import Batched
 from lynkr.convert.openai_chat import chat_stream_to_anthropic
 from lynkr.convert.translated import TranslatedStream
 from lynkr.errors import UpstreamError
@@ -19,24 +20,21 @@ def chunk(text: str | None = None, *, finish: str | None = None, **extra: Any) -
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
 
 
-class Reads:
-    """An input read in batches, like SSEJson: ``read_batch`` per read, ``done`` after the last."""
+class Reads(Batched[dict[str, Any]]):
+    """An input read in batches, like SSEJson: ``read_batch`` per read, ``ended`` with the last."""
 
     def __init__(self, *reads: list[dict[str, Any]]) -> None:
+        super().__init__()
         self.reads = list(reads)
-        self.done = False
         self.closed = 0
 
     async def read_batch(self) -> list[dict[str, Any]] | None:
         if not self.reads:
-            self.done = True
+            self.ended = True
             return None
         batch = self.reads.pop(0)
-        self.done = not self.reads
+        self.ended = not self.reads
         return batch
-
-    def __aiter__(self) -> Reads:
-        return self
 
     async def __anext__(self) -> dict[str, Any]:
         raise AssertionError("a batched input is read in batches")

@@ -10,9 +10,10 @@ instead of one per event (``lynkr.server.streaming``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any, Protocol
 
+from lynkr.batched import Batched
 from lynkr.convert.hub import close_input
 
 Event = dict[str, Any]
@@ -24,31 +25,24 @@ class Translation(Protocol):
     def end(self) -> list[Event]: ...
 
 
-class TranslatedStream(AsyncGenerator[Event, None]):
+class TranslatedStream(Batched[Event]):
     """``translation`` driven over ``source``; the source is closed when the stream ends, fails or is closed
     (an input reading a backend's answer holds its connection until then)."""
 
-    __slots__ = ("_batched", "_buffer", "_closed", "_done", "_error", "_next", "_read", "_source",
-                 "_translation", "ended")
+    __slots__ = ("_batched", "_closed", "_done", "_error", "_next", "_read", "_source", "_translation")
 
     def __init__(self, source: AsyncIterable[Any], translation: Translation) -> None:
+        super().__init__()
         self._source = source
         self._translation = translation
         self._read: Callable[[], Awaitable[list[Any] | None]] | None = getattr(source, "read_batch", None)
         self._next = source.__aiter__().__anext__ if self._read is None else None
-        # an input that reads in batches says when it has no more to give (``done``: SSEJson's [DONE] or the
-        # end of the body), so the closing events can come with the last read's
-        self._batched: Any = source if self._read is not None and hasattr(source, "done") else None
-        self._buffer: list[Event] = []  # translated, not yet taken
+        # an input read in batches says when it has given its last (``ended``: SSEJson's [DONE] or the end of
+        # the body), so the closing events can come with the last read's
+        self._batched = source if isinstance(source, Batched) else None
         self._error: Exception | None = None  # raised once the events before it are taken
         self._done = False
         self._closed = False
-        self.ended = False  # the closing events are translated: what the caller holds is the last of it
-
-    def ready(self) -> list[Event]:
-        """The events translated and not yet taken (no waiting)."""
-        out, self._buffer = self._buffer, []
-        return out
 
     async def read_batch(self) -> list[Event] | None:
         """What ``ready`` has, else the events of the input's next read (at least one); None at the end.
@@ -80,7 +74,7 @@ class TranslatedStream(AsyncGenerator[Event, None]):
                         self._error, self._done = exc, True
                         await self._close_input()
                         return out
-                if self._batched is not None and self._batched.done:  # the closing events come with the last read's
+                if self._batched is not None and self._batched.ended:  # the closing events come with the last read's
                     self._done = True
                     out += self._translation.end()
                     self.ended = True
@@ -97,24 +91,6 @@ class TranslatedStream(AsyncGenerator[Event, None]):
             return [await self._next()]  # type: ignore[misc]
         except StopAsyncIteration:
             return None
-
-    def __aiter__(self) -> TranslatedStream:
-        return self
-
-    async def __anext__(self) -> Event:
-        if not self._buffer:
-            batch = await self.read_batch()
-            if batch is None:
-                raise StopAsyncIteration
-            self._buffer = batch
-        return self._buffer.pop(0)
-
-    async def asend(self, value: None) -> Event:
-        return await self.__anext__()
-
-    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> Event:
-        await self.aclose()
-        raise val if val is not None else typ
 
     async def aclose(self) -> None:
         """The end of the stream for whoever reads it (what was not taken is dropped); the input is closed."""

@@ -5,15 +5,16 @@ from __future__ import annotations
 import contextlib
 import re
 import urllib.request
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
+from lynkr.batched import Batched
 from lynkr.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -23,6 +24,7 @@ from lynkr.errors import (
 )
 from lynkr.sse import NDJSONDecoder, SSEDecoder
 
+T = TypeVar("T")
 _JSON = {"Content-Type": "application/json"}
 # events of one data line each, holding an object or [DONE]: what backends send, checked in one C call per read
 _PLAIN_EVENTS = re.compile(rb"(?:data: (?:\{.*\}|\[DONE\])\n\n)*")  # "." stops at LF: one line
@@ -179,44 +181,84 @@ def sse_json(answer: Answer, provider: str) -> SSEJson:
     return SSEJson(answer, provider)
 
 
-class SSEJson(AsyncIterator[Any]):
-    """The JSON payloads of an SSE response, until ``[DONE]`` or the end of the body: one by one
-    (``async for``), or those of one read of the body at a time (``read_batch``, for a translator that hands
-    the stream writer a read's worth of events at once). ``answer`` is a response, or the request that opens
-    one (``post(...)``): the reader then owns the connection (released at the end, on an error, or by
-    ``aclose``), and a provider can hand its translator this reader directly, with no layer of its own.
+class _BodyReader(Batched[T]):
+    """A backend's streamed body, read a batch at a time by a subclass's ``read_batch``. ``answer`` is a
+    response, or the request that opens one (``post(...)``): the reader then owns the connection, opened on
+    the first read and released at the end, on a failure (mapped to lynkr's errors by ``_Call``; data that
+    is not JSON is ``UpstreamBadResponse``) or by ``aclose``. ``read_batch`` is one method on purpose: a
+    helper coroutine would be one more frame on every read; it calls ``_open``, ``_failed`` and ``_release``
+    only at the start, on a failure and at the end."""
 
-    As in ``sse_passthrough``: streams whose lines end in LF are cut at blank lines with bytes operations
-    and each event's data goes to ``orjson`` as bytes; a CR (or a byte order mark first) switches the rest
-    of the stream to the full decoder (``lynkr.sse``). Failures while reading are lynkr's errors (``_Call``);
-    data that is not JSON is ``UpstreamBadResponse``."""
-
-    __slots__ = ("_buffer", "_decoder", "_held", "_opened", "_provider", "_released", "_resp", "_started", "done")
+    __slots__ = ("_opened", "_provider", "_released", "_resp")
 
     def __init__(self, answer: Answer, provider: str) -> None:
+        super().__init__()
         self._opened = _opened(answer)
         self._provider = provider
         self._resp: aiohttp.ClientResponse | None = None
+        self._released = False  # the connection went back (or was closed)
+
+    async def _open(self) -> aiohttp.ClientResponse:
+        try:
+            self._resp = await self._opened.__aenter__()
+        except BaseException:
+            self.ended = self._released = True
+            raise
+        return self._resp
+
+    async def _failed(self, exc: BaseException) -> NoReturn:
+        self.ended = self._released = True
+        if isinstance(exc, orjson.JSONDecodeError):
+            exc = UpstreamBadResponse(f"{self._provider} sent a stream event that is not JSON ({exc})",
+                                      provider=self._provider)
+        await self._opened.__aexit__(type(exc), exc, exc.__traceback__)  # raises a foreign failure mapped
+        raise exc from None
+
+    async def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            if self._resp is not None:
+                await self._opened.__aexit__(None, None, None)
+
+    async def aclose(self) -> None:
+        """Stop reading: the connection goes back (unread, it is closed rather than reused)."""
+        self.ended = True
+        await self._release()
+
+    def __del__(self) -> None:
+        # dropped unread (a wrapper that does not close what it reads): the connection is closed now, as an
+        # async generator's finalizer would have done, not whenever aiohttp's response is collected
+        if not self._released and self._resp is not None:
+            with contextlib.suppress(Exception):  # at interpreter exit the loop may be gone
+                self._resp.close()
+
+
+class SSEJson(_BodyReader[Any]):
+    """The JSON payloads of an SSE response, until ``[DONE]`` or the end of the body: one by one
+    (``async for``), or those of one read of the body at a time (``read_batch``, for a translator that hands
+    the stream writer a read's worth of events at once). A provider hands its translator this reader
+    directly, with no layer of its own (``_BodyReader``: the connection, failures).
+
+    As in ``sse_passthrough``: streams whose lines end in LF are cut at blank lines with bytes operations
+    and each event's data goes to ``orjson`` as bytes; a CR (or a byte order mark first) switches the rest
+    of the stream to the full decoder (``lynkr.sse``)."""
+
+    __slots__ = ("_decoder", "_held", "_started")
+
+    def __init__(self, answer: Answer, provider: str) -> None:
+        super().__init__(answer, provider)
         self._decoder: SSEDecoder | None = None
         self._held = b""
         self._started = False
-        self.done = False  # nothing more to read: [DONE] or the end of the body came, or it was closed
-        self._released = False  # the connection went back (or was closed)
-        self._buffer: list[Any] = []  # read, not yet taken one by one
 
     async def read_batch(self) -> list[Any] | None:
         """The payloads that the next read of the body completes (at least one), or None at the end (the
-        connection then goes back). One method, no helper coroutine: it is a frame on every read."""
-        if self.done:
+        connection then goes back)."""
+        if self.ended:
             return None
-        if self._resp is None:
-            try:
-                self._resp = await self._opened.__aenter__()
-            except BaseException:
-                self.done = self._released = True
-                raise
+        resp = self._resp if self._resp is not None else await self._open()
         try:
-            read = self._resp.content.readany  # b"" at the end
+            read = resp.content.readany  # b"" at the end
             while chunk := await read():
                 if self._decoder is None:
                     buf = self._held + chunk if self._held else chunk
@@ -232,7 +274,7 @@ class SSEJson(AsyncIterator[Any]):
                                 else _block_data(block)
                             if data:
                                 if data == b"[DONE]":
-                                    self.done = True
+                                    self.ended = True
                                     return out or None
                                 out.append(orjson.loads(data))
                         if out:
@@ -245,52 +287,20 @@ class SSEJson(AsyncIterator[Any]):
                 for ev in self._decoder.feed(chunk):
                     if text := ev.data:
                         if text == "[DONE]":
-                            self.done = True
+                            self.ended = True
                             return out or None
                         out.append(orjson.loads(text))
                 if out:
                     return out
-            self.done = True
+            self.ended = True
             rest = self._decoder.close() if self._decoder is not None \
                 else SSEDecoder(bom=not self._started).feed(self._held + b"\n\n") if self._held else []
             return [ev.json() for ev in rest if ev.data and ev.data != "[DONE]"] or None
         except BaseException as exc:
-            self.done = self._released = True
-            if isinstance(exc, orjson.JSONDecodeError):
-                exc = UpstreamBadResponse(f"{self._provider} sent a stream event that is not JSON ({exc})",
-                                          provider=self._provider)
-            await self._opened.__aexit__(type(exc), exc, exc.__traceback__)  # raises a foreign failure mapped
-            raise exc from None
+            await self._failed(exc)
         finally:
-            if self.done and not self._released:  # [DONE], or the end of the body: the connection goes back
-                self._released = True
-                await self._opened.__aexit__(None, None, None)
-
-    def __aiter__(self) -> SSEJson:
-        return self
-
-    async def __anext__(self) -> Any:
-        if not self._buffer:
-            batch = await self.read_batch()
-            if batch is None:
-                raise StopAsyncIteration
-            self._buffer = batch
-        return self._buffer.pop(0)
-
-    async def aclose(self) -> None:
-        """Stop reading: the connection goes back (unread, it is closed rather than reused)."""
-        self.done = True
-        if not self._released:
-            self._released = True
-            if self._resp is not None:
-                await self._opened.__aexit__(None, None, None)
-
-    def __del__(self) -> None:
-        # dropped unread (a wrapper that does not close what it reads): the connection is closed now, as an
-        # async generator's finalizer would have done, not whenever aiohttp's response is collected
-        if not self._released and self._resp is not None:
-            with contextlib.suppress(Exception):  # at interpreter exit the loop may be gone
-                self._resp.close()
+            if self.ended:  # [DONE], or the end of the body: the connection goes back
+                await self._release()
 
 
 _EVENT_ENDS = (b"\n\n", b"\r\r", b"\r\n\r\n")
@@ -309,30 +319,48 @@ def _cut_events(buf: bytes, started: bool) -> tuple[bytes, bytes] | None:
     return (buf[:cut], buf[cut:]) if cut >= 2 else (b"", buf)
 
 
-async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any], None] | None = None,
-                          worth: re.Pattern[bytes] | None = None) -> AsyncGenerator[bytes, None]:
+def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any], None] | None = None,
+                    worth: re.Pattern[bytes] | None = None) -> SSEPassthrough:
+    """An SSE response's bytes unchanged, whole events only, each checked (``SSEPassthrough``)."""
+    return SSEPassthrough(answer, provider, inspect, worth)
+
+
+class SSEPassthrough(_BodyReader[bytes]):
     """An SSE response's bytes unchanged, for a client of the same dialect, but only whole events, each one's
     data checked (JSON, or ``[DONE]``): a backend that sends garbage, or drops the connection mid-event, raises
     ``UpstreamBadResponse`` before the client sees a byte of it, so the client never gets half an event or an
     error frame glued to one. ``inspect`` sees each event's JSON and may raise (an in-band error event).
-    ``answer`` as for ``sse_json``. ``worth``, when given, is found in the data of the events worth decoding
-    (those that may carry usage or an error): the others are only checked to be one JSON object (``{...}``),
-    not decoded. A read of plain events (one ``data:`` line each) is checked by one regular expression, and
-    searched for ``worth`` once, not event by event.
+    ``worth``, when given, is found in the data of the events worth decoding (those that may carry usage or
+    an error): the others are only checked to be one JSON object (``{...}``), not decoded. A read of plain
+    events (one ``data:`` line each) is checked by one regular expression, and searched for ``worth`` once,
+    not event by event. Each batch is one block of bytes: the whole events one read completes.
 
     Streams whose lines end in LF (every backend lynkr knows) are cut at blank lines with bytes operations
     only; a CR anywhere switches the rest of the stream to the full decoder (``lynkr.sse``)."""
-    decoder: SSEDecoder | None = None
-    held = b""
-    sent = False
-    async with _opened(answer) as resp:
+
+    __slots__ = ("_decoder", "_held", "_inspect", "_sent", "_worth")
+
+    def __init__(self, answer: Answer, provider: str, inspect: Callable[[Any], None] | None = None,
+                 worth: re.Pattern[bytes] | None = None) -> None:
+        super().__init__(answer, provider)
+        self._inspect, self._worth = inspect, worth
+        self._decoder: SSEDecoder | None = None
+        self._held = b""
+        self._sent = False
+
+    async def read_batch(self) -> list[bytes] | None:
+        """The whole events the next read completes, as one block (at least one event), or None at the end."""
+        if self.ended:
+            return None
+        resp = self._resp if self._resp is not None else await self._open()
+        inspect, worth = self._inspect, self._worth
         try:
-            read = resp.content.readany  # b"" at the end; one frame fewer per read than iter_any()
+            read = resp.content.readany  # b"" at the end
             while chunk := await read():
-                if decoder is None:
-                    buf = held + chunk if held else chunk
-                    if (events := _cut_events(buf, sent)) is not None:
-                        whole, held = events
+                if self._decoder is None:
+                    buf = self._held + chunk if self._held else chunk
+                    if (events := _cut_events(buf, self._sent)) is not None:
+                        whole, self._held = events
                         if not whole:
                             continue
                         if worth is not None and _PLAIN_EVENTS.fullmatch(whole):
@@ -341,35 +369,40 @@ async def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any]
                             for block in whole.split(b"\n\n"):
                                 if block:
                                     _check_block(block, inspect, worth)
-                        sent = True
-                        yield whole
-                        continue
+                        self._sent = True
+                        return [whole]
                     # from here on: the full decoder; held starts at an event boundary
-                    decoder = SSEDecoder(bom=not sent)
-                    chunk, held = buf, b""
-                for ev in decoder.feed(chunk):
+                    self._decoder = SSEDecoder(bom=not self._sent)
+                    chunk, self._held = buf, b""
+                for ev in self._decoder.feed(chunk):
                     _check_event(ev.data, inspect)
-                held += chunk
+                held = self._held + chunk
                 cut = max(held.rfind(end) + len(end) if end in held else 0 for end in _EVENT_ENDS)
                 if cut:
-                    whole, held = held[:cut], held[cut:]
-                    sent = True
-                    yield whole
-            if decoder is None:
-                final = held.strip() and _check_block(held, inspect)
+                    self._held = held[cut:]
+                    self._sent = True
+                    return [held[:cut]]
+                self._held = held
+            self.ended = True
+            held = self._held
+            if self._decoder is None:
+                final = bool(held.strip()) and _check_block(held, inspect)
             else:
                 final = False
-                for ev in decoder.close():
+                for ev in self._decoder.close():
                     _check_event(ev.data, inspect)
                     final = True
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamBadResponse(f"{provider} sent a stream event that is not JSON ({exc})",
-                                      provider=provider) from None
-    if final:  # a final event without its blank line
-        yield held
-    elif not sent and held.strip():
-        raise UpstreamBadResponse(f"{provider} answered a stream request with something that is not an event "
-                                  f"stream: {held[:200]!r}", provider=provider)
+            if final:  # a final event without its blank line
+                return [held]
+            if not self._sent and held.strip():
+                raise UpstreamBadResponse(f"{self._provider} answered a stream request with something that is not "
+                                          f"an event stream: {held[:200]!r}", provider=self._provider)
+            return None
+        except BaseException as exc:
+            await self._failed(exc)
+        finally:
+            if self.ended:
+                await self._release()
 
 
 def _check_worth(events: bytes, worth: re.Pattern[bytes], inspect: Callable[[Any], None] | None) -> None:

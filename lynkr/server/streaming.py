@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from loguru import logger
 
-from lynkr.convert.translated import TranslatedStream
+from lynkr.batched import Batched
 from lynkr.dispatch import StreamOutcome
 from lynkr.errors import ABORTED, LynkrError, ShuttingDown, UpstreamError, UpstreamTimeout
 from lynkr.observability.record import current_record
@@ -127,14 +127,14 @@ async def stream_events(
         # one with the response headers
         items: list[T] = [first]
         seen = 1  # items already observed
-        if isinstance(events, TranslatedStream):  # a read's worth of events at a time, no stepping
-            translated: TranslatedStream = events
-            batch: list[Any] | None = items + translated.ready()  # the rest of the first read, with the headers
+        if isinstance(events, Batched):  # a read's worth of items at a time, no stepping (lynkr.batched)
+            batched: Batched[T] = events
+            batch: list[T] | None = items + batched.ready()  # the rest of the first read, with the headers
             while batch is not None:
                 if observe is not None:
                     observe(batch[seen:] if seen else batch)
                 seen = 0
-                ended = translated.ended
+                ended = batched.ended
                 if ended and outcome is not None:
                     outcome.ended()  # the backend's stream is over, whatever happens to the last write
                 await resp.write(b"".join([encode(item) for item in batch]))
@@ -143,7 +143,7 @@ async def stream_events(
                 if ended:
                     break
                 waiting = True
-                batch = await translated.read_batch()
+                batch = await batched.read_batch()
                 waiting = False
                 if batch is None and outcome is not None:  # it ended after a wait, with nothing more to say
                     outcome.ended()
