@@ -6,6 +6,9 @@ chunks). Writing each one to the socket separately costs a system call and aioht
 framing per event — about a third of the proxy's CPU. ``next_batch`` drives the generator one step
 at a time and stops at the first step that would suspend (wait for I/O), handing back what it
 has so far plus the pending step, so the caller writes one batch and then awaits the rest.
+
+Streams that know their reads (``lynkr.batched.Batched``: translated OpenAI streams, passed-through Chat
+Completions) hand out a read's worth at once and need none of this; every other stream goes through here.
 """
 
 from __future__ import annotations
