@@ -245,6 +245,8 @@ async def test_a_client_that_stops_reading_is_not_the_backends_stall(aiohttp_cli
 class Frames:
     """A translation that passes bytes through, ending with one closing frame (lynkr.convert.translated)."""
 
+    complete = False  # its input's end says when it is whole
+
     def feed(self, item: bytes) -> list[bytes]:
         return [item]
 

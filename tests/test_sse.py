@@ -386,3 +386,17 @@ async def test_sse_json_reads_a_batch_per_read_and_says_when_it_is_done() -> Non
     assert await reader.read_batch() == [{"a": 4}] and reader.ended  # the half event waited for its end
     assert await reader.read_batch() is None
     assert [obj async for obj in reader] == []
+
+
+async def test_ndjson_reads_the_objects_of_a_read_and_refuses_a_line_that_is_not_json() -> None:
+    from lynkr.errors import UpstreamBadResponse
+    from lynkr.providers.http import ndjson
+
+    reader = ndjson(_Response([b'{"a": 1}\n{"a": 2}\n{"a"', b': 3}\n', b'\n{"a": 4}']), "ollama")  # type: ignore[arg-type]
+    assert await reader.read_batch() == [{"a": 1}, {"a": 2}]
+    assert await reader.read_batch() == [{"a": 3}]  # the half line waited for its end
+    assert await reader.read_batch() == [{"a": 4}] and reader.ended  # the last line needs no newline
+    assert await reader.read_batch() is None
+    bad = ndjson(_Response([b'{"a": 1}\n{oops\n']), "ollama")  # type: ignore[arg-type]
+    with pytest.raises(UpstreamBadResponse, match="ollama sent a stream line that is not JSON"):
+        await bad.read_batch()

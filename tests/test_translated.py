@@ -104,3 +104,21 @@ async def test_an_empty_answer_is_refused_and_the_input_closed() -> None:
     with pytest.raises(UpstreamError, match="without sending an answer"):
         await chat_stream_to_anthropic(source, model="m").read_batch()
     assert source.closed == 1
+
+
+async def test_an_ollama_answer_is_whole_at_its_done_line_and_the_rest_is_not_read() -> None:
+    from lynkr.convert.ollama import ollama_stream_to_anthropic
+
+    def line(text: str, done: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"message": {"role": "assistant", "content": text}, "done": done}
+        return out | ({"done_reason": "stop", "prompt_eval_count": 5, "eval_count": 2} if done else {})
+
+    source = Reads([line("a")], [line("b", done=True), line("after done")], [line("never read")])
+    stream = ollama_stream_to_anthropic(source, model="m")
+    assert isinstance(stream, TranslatedStream)
+    first = await stream.read_batch()
+    assert first is not None and types(first)[-1] == "content_block_delta:a" and not stream.ended
+    last = await stream.read_batch()
+    assert last is not None and stream.ended and source.closed == 1 and source.reads == [[line("never read")]]
+    assert types(last) == ["content_block_delta:b", "content_block_stop", "message_delta", "message_stop"]
+    assert last[-2]["usage"]["output_tokens"] == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from lynkr.convert.anthropic_stream import (
 )
 from lynkr.convert.schema import function_tools
 from lynkr.convert.tables import OLLAMA_DONE_TO_STOP, OLLAMA_THINKING_MODEL
+from lynkr.convert.translated import TranslatedStream
 from lynkr.errors import UpstreamBadResponse, UpstreamServerError
 
 BACKEND = "ollama"
@@ -180,37 +181,46 @@ def ollama_to_anthropic(resp: dict[str, Any], *, model: str, message_id: str | N
     return message
 
 
-async def ollama_stream_to_anthropic(
+def ollama_stream_to_anthropic(
     lines: AsyncIterable[dict[str, Any]], *, model: str, message_id: str | None = None
-) -> AsyncGenerator[Event, None]:
+) -> TranslatedStream:
     """Translate Ollama NDJSON stream objects into Anthropic events, as they arrive."""
-    out = MessageStream(model=model, message_id=message_id)
-    final: dict[str, Any] | None = None
-    n_calls = 0
-    try:
-        async for obj in lines:
-            if obj.get("error"):
-                raise UpstreamServerError(f"Ollama stream error: {obj['error']}")
-            msg = obj.get("message") or {}
-            events: list[Event] = out.start()
-            if msg.get("thinking"):
-                events += out.thinking(msg["thinking"])
-            if msg.get("content"):
-                events += out.text(msg["content"])
-            for call in msg.get("tool_calls") or ():
-                fn = call.get("function") or {}
-                events += out.tool_call(n_calls, id=call.get("id"), name=fn.get("name"),
-                                        arguments=orjson.dumps(_arguments(fn)).decode())
-                n_calls += 1
-            if obj.get("done"):
-                final = obj
-            for ev in events:
-                yield ev
-            if final is not None:
-                break
+    return TranslatedStream(lines, OllamaStreamTranslation(model=model, message_id=message_id))
+
+
+class OllamaStreamTranslation:
+    """Ollama NDJSON stream objects -> Anthropic events, one object at a time (``lynkr.convert.translated``);
+    complete at the ``done`` line (what follows it is not read)."""
+
+    __slots__ = ("_final", "_n_calls", "complete", "out")
+
+    def __init__(self, *, model: str, message_id: str | None = None) -> None:
+        self.out = MessageStream(model=model, message_id=message_id)
+        self._final: dict[str, Any] | None = None
+        self._n_calls = 0
+        self.complete = False
+
+    def feed(self, obj: dict[str, Any]) -> list[Event]:
+        if obj.get("error"):
+            raise UpstreamServerError(f"Ollama stream error: {obj['error']}")
+        out = self.out
+        msg = obj.get("message") or {}
+        events: list[Event] = out.start()
+        if msg.get("thinking"):
+            events += out.thinking(msg["thinking"])
+        if msg.get("content"):
+            events += out.text(msg["content"])
+        for call in msg.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            events += out.tool_call(self._n_calls, id=call.get("id"), name=fn.get("name"),
+                                    arguments=orjson.dumps(_arguments(fn)).decode())
+            self._n_calls += 1
+        if obj.get("done"):
+            self._final, self.complete = obj, True
+        return events
+
+    def end(self) -> list[Event]:
+        final = self._final
         if final is None:
             raise UpstreamBadResponse("Ollama closed the stream before it was done")
-        for ev in out.finish(_stop_reason(final.get("done_reason"), out.saw_tool_call), ollama_usage(final)):
-            yield ev
-    finally:
-        await hub.close_input(lines)  # its source may hold a connection: released now, not when collected
+        return self.out.finish(_stop_reason(final.get("done_reason"), self.out.saw_tool_call), ollama_usage(final))

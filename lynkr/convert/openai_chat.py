@@ -256,10 +256,11 @@ def chat_stream_to_anthropic(
 class ChatStreamTranslation:
     """Chat Completions stream chunks -> Anthropic events, one chunk at a time (``lynkr.convert.translated``)."""
 
-    __slots__ = ("_calls", "_finish", "_n_calls", "_usage", "out")
+    __slots__ = ("_calls", "_finish", "_n_calls", "_usage", "complete", "out")
 
     def __init__(self, *, model: str, message_id: str | None = None) -> None:
         self.out = MessageStream(model=model, message_id=message_id)
+        self.complete = False  # the input's end ([DONE]) says when the answer is whole
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         # upstream tool-call index -> (our stream key, its id). A new id at a known index is a new call:

@@ -20,6 +20,8 @@ Event = dict[str, Any]
 
 
 class Translation(Protocol):
+    complete: bool  # the answer is whole: the rest of the input is not read
+
     def feed(self, item: Any) -> list[Event]: ...
 
     def end(self) -> list[Event]: ...
@@ -54,13 +56,14 @@ class TranslatedStream(Batched[Event]):
             raise err
         if self._done:
             return None
-        feed = self._translation.feed
+        translation = self._translation
+        feed = translation.feed
         try:
             while True:
                 items = await self._read() if self._read is not None else await self._one()
                 if items is None:
                     self._done = True
-                    out = self._translation.end()
+                    out = translation.end()
                     self.ended = True
                     await self._close_input()
                     return out
@@ -74,9 +77,12 @@ class TranslatedStream(Batched[Event]):
                         self._error, self._done = exc, True
                         await self._close_input()
                         return out
-                if self._batched is not None and self._batched.ended:  # the closing events come with the last read's
+                    if translation.complete:  # nothing after this counts (Ollama's done line)
+                        break
+                if translation.complete or (self._batched is not None and self._batched.ended):
+                    # the closing events come with the last read's
                     self._done = True
-                    out += self._translation.end()
+                    out += translation.end()
                     self.ended = True
                     await self._close_input()
                 if out:

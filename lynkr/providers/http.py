@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from functools import cache
 from typing import Any, NoReturn, TypeVar
@@ -190,6 +190,7 @@ class _BodyReader(Batched[T]):
     only at the start, on a failure and at the end."""
 
     __slots__ = ("_opened", "_provider", "_released", "_resp")
+    _unit = "stream event"  # what a body is made of, for the message when one is not JSON
 
     def __init__(self, answer: Answer, provider: str) -> None:
         super().__init__()
@@ -209,7 +210,7 @@ class _BodyReader(Batched[T]):
     async def _failed(self, exc: BaseException) -> NoReturn:
         self.ended = self._released = True
         if isinstance(exc, orjson.JSONDecodeError):
-            exc = UpstreamBadResponse(f"{self._provider} sent a stream event that is not JSON ({exc})",
+            exc = UpstreamBadResponse(f"{self._provider} sent a {self._unit} that is not JSON ({exc})",
                                       provider=self._provider)
         await self._opened.__aexit__(type(exc), exc, exc.__traceback__)  # raises a foreign failure mapped
         raise exc from None
@@ -445,17 +446,36 @@ def _check_event(data: str | bytes, inspect: Callable[[Any], None] | None) -> No
             inspect(parsed)
 
 
-async def ndjson(answer: Answer, provider: str) -> AsyncIterator[dict[str, Any]]:
-    """The objects of a newline-delimited JSON response (``answer`` as for ``sse_json``)."""
-    decoder = NDJSONDecoder()
-    async with _opened(answer) as resp:
+def ndjson(answer: Answer, provider: str) -> NDJSON:
+    """The objects of a newline-delimited JSON response (``NDJSON``)."""
+    return NDJSON(answer, provider)
+
+
+class NDJSON(_BodyReader[Any]):
+    """The objects of a newline-delimited JSON response (Ollama), one by one or those of a read at a time
+    (as ``SSEJson``)."""
+
+    __slots__ = ("_decoder",)
+    _unit = "stream line"
+
+    def __init__(self, answer: Answer, provider: str) -> None:
+        super().__init__(answer, provider)
+        self._decoder = NDJSONDecoder()
+
+    async def read_batch(self) -> list[Any] | None:
+        """The objects the next read of the body completes (at least one), or None at the end."""
+        if self.ended:
+            return None
+        resp = self._resp if self._resp is not None else await self._open()
         try:
-            read = resp.content.readany  # b"" at the end; one frame fewer per read than iter_any()
+            read = resp.content.readany  # b"" at the end
             while chunk := await read():
-                for obj in decoder.feed(chunk):
-                    yield obj
-            for obj in decoder.close():
-                yield obj
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamBadResponse(f"{provider} sent a stream line that is not JSON ({exc})",
-                                      provider=provider) from None
+                if objs := self._decoder.feed(chunk):
+                    return objs
+            self.ended = True
+            return self._decoder.close() or None
+        except BaseException as exc:
+            await self._failed(exc)
+        finally:
+            if self.ended:
+                await self._release()
