@@ -3,14 +3,14 @@
 ``Translation.feed(item)`` turns one input item (a Chat Completions chunk, say) into the events it completes
 and ``end()`` gives the closing events; neither does I/O. ``TranslatedStream`` drives one over an async input
 and is an async generator of events like any other translator, so every consumer works unchanged. It can
-also hand out a whole read's worth of events at once (``ready`` and ``read_batch``): when its input offers
-``read_batch`` too (``lynkr.providers.http.SSEJson``), the stream writer then takes one step per upstream read
-instead of one per event (``lynkr.server.streaming``).
+also hand out a whole read's worth of events at once (``lynkr.batched``): when its input is read a batch at a
+time too (the body readers of ``lynkr.providers.http``), the stream writer then takes one step per upstream
+read instead of one per event (``lynkr.server.streaming``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable
 from typing import Any, Protocol
 
 from lynkr.batched import Batched
@@ -37,11 +37,11 @@ class TranslatedStream(Batched[Event]):
         super().__init__()
         self._source = source
         self._translation = translation
-        self._read: Callable[[], Awaitable[list[Any] | None]] | None = getattr(source, "read_batch", None)
-        self._next = source.__aiter__().__anext__ if self._read is None else None
-        # an input read in batches says when it has given its last (``ended``: SSEJson's [DONE] or the end of
-        # the body), so the closing events can come with the last read's
+        # an input read in batches also says when it has given its last (``ended``: [DONE] or the end of the
+        # body), so the closing events can come with the last read's
         self._batched = source if isinstance(source, Batched) else None
+        self._read = self._batched.read_batch if self._batched is not None else None
+        self._next = source.__aiter__().__anext__ if self._batched is None else None
         self._error: Exception | None = None  # raised once the events before it are taken
         self._done = False
         self._closed = False
