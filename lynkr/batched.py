@@ -9,6 +9,7 @@ They are async generators too (``async for``, ``anext``, ``aclose``), so any oth
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import AsyncGenerator
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ T = TypeVar("T")
 
 
 class Batched(AsyncGenerator[T, None]):
-    """Subclasses implement ``read_batch`` and ``aclose``; items read but not taken wait in ``_buffer``."""
+    """Items read but not taken wait in ``_buffer``; subclasses say how to read and how to stop."""
 
     __slots__ = ("_buffer", "ended")
 
@@ -29,8 +30,9 @@ class Batched(AsyncGenerator[T, None]):
         out, self._buffer = self._buffer, []
         return out
 
+    @abstractmethod
     async def read_batch(self) -> list[T] | None:
-        raise NotImplementedError
+        """The items of the next read (at least one), or None at the end."""
 
     def __aiter__(self) -> Batched[T]:
         return self
@@ -50,5 +52,6 @@ class Batched(AsyncGenerator[T, None]):
         await self.aclose()
         raise val if val is not None else typ
 
+    @abstractmethod
     async def aclose(self) -> None:
-        raise NotImplementedError
+        """Stop: nothing more is read, and what the stream holds is let go."""
