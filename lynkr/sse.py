@@ -53,7 +53,7 @@ class SSEDecoder:
                 return []
             self._started = True
             buf = buf.removeprefix(_BOM)
-        if buf.find(b"\r") >= 0:  # not ``in``: see lynkr.providers.http.sse_json
+        if buf.find(b"\r") >= 0:  # not ``in``: see lynkr.providers.readers._cut_events
             if buf.endswith(b"\r"):
                 self._pending_cr = True
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")

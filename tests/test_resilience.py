@@ -22,7 +22,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from lynkr.errors import UpstreamBadResponse
-from lynkr.providers.http import sse_passthrough
+from lynkr.providers.readers import sse_passthrough
 from lynkr.server import create_app
 from lynkr.server.keys import DISPATCHER, SHEDDER
 from lynkr.sse import SSEDecoder

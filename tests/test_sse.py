@@ -168,7 +168,7 @@ class _Response:
 
 
 async def read_sse_json(*pieces: bytes) -> list[object]:
-    from lynkr.providers.http import sse_json
+    from lynkr.providers.readers import sse_json
 
     return [obj async for obj in sse_json(_Response(list(pieces)), "openai")]  # type: ignore[arg-type]
 
@@ -377,7 +377,7 @@ def test_fold_rejects_broken_streams(events: list[dict[str, object]], match: str
 async def test_sse_json_reads_a_batch_per_read_and_says_when_it_is_done() -> None:
     """``read_batch``: the payloads one read of the body completes (a read that completes none is waited
     through), ``done`` once ``[DONE]`` came, then None."""
-    from lynkr.providers.http import sse_json
+    from lynkr.providers.readers import sse_json
 
     reader = sse_json(_Response([b'data: {"a": 1}\n\ndata: {"a"', b': 2}\n\ndata: {"a": 3}\n\n', b'data: {"a":',
                                  b' 4}\n\ndata: [DONE]\n\n']), "openai")  # type: ignore[arg-type]
@@ -390,7 +390,7 @@ async def test_sse_json_reads_a_batch_per_read_and_says_when_it_is_done() -> Non
 
 async def test_ndjson_reads_the_objects_of_a_read_and_refuses_a_line_that_is_not_json() -> None:
     from lynkr.errors import UpstreamBadResponse
-    from lynkr.providers.http import ndjson
+    from lynkr.providers.readers import ndjson
 
     reader = ndjson(_Response([b'{"a": 1}\n{"a": 2}\n{"a"', b': 3}\n', b'\n{"a": 4}']), "ollama")  # type: ignore[arg-type]
     assert await reader.read_batch() == [{"a": 1}, {"a": 2}]

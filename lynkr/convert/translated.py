@@ -4,7 +4,7 @@
 and ``end()`` gives the closing events; neither does I/O. ``TranslatedStream`` drives one over an async input
 and is an async generator of events like any other translator, so every consumer works unchanged. It can
 also hand out a whole read's worth of events at once (``lynkr.batched``): when its input is read a batch at a
-time too (the body readers of ``lynkr.providers.http``), the stream writer then takes one step per upstream
+time too (the body readers of ``lynkr.providers.readers``), the stream writer then takes one step per upstream
 read instead of one per event (``lynkr.server.streaming``).
 """
 

@@ -28,8 +28,9 @@ from lynkr.errors import (
     UpstreamTimeout,
 )
 from lynkr.providers.base import NO_HINTS, BackendSettings, Event, ModelInfo, Provider, client_hints
-from lynkr.providers.http import post, read_json, sse_json
+from lynkr.providers.http import post, read_json
 from lynkr.providers.openai_compat import OpenAICompatProvider
+from lynkr.providers.readers import sse_json
 
 ANTHROPIC_VERSION = "2023-06-01"
 

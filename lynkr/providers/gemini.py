@@ -17,7 +17,8 @@ from lynkr.convert.gemini import (
     gemini_to_anthropic,
 )
 from lynkr.providers.base import BackendSettings, Event, Provider
-from lynkr.providers.http import post, read_json, sse_json
+from lynkr.providers.http import post, read_json
+from lynkr.providers.readers import sse_json
 
 
 class GeminiProvider(Provider):

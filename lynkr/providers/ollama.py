@@ -19,7 +19,8 @@ from lynkr.convert.ollama import (
 )
 from lynkr.errors import InvalidRequest, UpstreamBadResponse, UpstreamError
 from lynkr.providers.base import BackendSettings, Event, ModelInfo, Provider
-from lynkr.providers.http import get, ndjson, post, read_json
+from lynkr.providers.http import get, post, read_json
+from lynkr.providers.readers import ndjson
 from lynkr.wire.embeddings import input_kind, text_inputs
 
 SHOW_AT_ONCE = 8  # /api/show calls in flight while listing (each reads one model's metadata)

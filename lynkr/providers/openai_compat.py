@@ -23,7 +23,8 @@ from lynkr.convert.openai_chat import (
 )
 from lynkr.errors import UpstreamBadResponse
 from lynkr.providers.base import BackendSettings, Event, ModelInfo, Provider
-from lynkr.providers.http import get, post, read_json, sse_json, sse_passthrough
+from lynkr.providers.http import get, post, read_json
+from lynkr.providers.readers import sse_json, sse_passthrough
 
 
 @dataclass(frozen=True, slots=True)

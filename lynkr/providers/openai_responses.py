@@ -27,8 +27,9 @@ from lynkr.convert.responses_backend import (
 from lynkr.convert.tables import REASONING_MODEL
 from lynkr.errors import UpstreamBadResponse, UpstreamError
 from lynkr.providers.base import BackendSettings, Event, ModelInfo, Provider
-from lynkr.providers.http import post, read_json, sse_json, sse_passthrough
+from lynkr.providers.http import post, read_json
 from lynkr.providers.openai_compat import OpenAICompatProvider, api_base
+from lynkr.providers.readers import sse_json, sse_passthrough
 
 # Azure's Responses API needs api-version 2025-03-01-preview or later on the .../openai/responses form
 # (the v1 form, .../openai/v1/responses, takes none); an older AZURE_OPENAI_API_VERSION (the default is a

@@ -94,7 +94,7 @@ def chunkings(data: bytes) -> dict[str, list[list[bytes]]]:
 
 
 def decode_sse_json(pieces: Iterable[bytes]) -> list[dict[str, Any]]:
-    """The JSON payloads of an SSE stream up to ``[DONE]``, as ``lynkr.providers.http.sse_json`` reads them."""
+    """The JSON payloads of an SSE stream up to ``[DONE]``, as ``lynkr.providers.readers.sse_json`` reads them."""
     decoder = SSEDecoder()
     out: list[dict[str, Any]] = []
     for piece in pieces:
