@@ -31,7 +31,7 @@ class TranslatedStream(Batched[Event]):
     """``translation`` driven over ``source``; the source is closed when the stream ends, fails or is closed
     (an input reading a backend's answer holds its connection until then)."""
 
-    __slots__ = ("_batched", "_closed", "_done", "_error", "_next", "_read", "_source", "_translation")
+    __slots__ = ("_batched", "_done", "_error", "_next", "_read", "_source", "_translation")
 
     def __init__(self, source: AsyncIterable[Any], translation: Translation) -> None:
         super().__init__()
@@ -43,8 +43,7 @@ class TranslatedStream(Batched[Event]):
         self._read = self._batched.read_batch if self._batched is not None else None
         self._next = source.__aiter__().__anext__ if self._batched is None else None
         self._error: Exception | None = None  # raised once the events before it are taken
-        self._done = False
-        self._closed = False
+        self._done = False  # nothing more is read: the input is closed
 
     async def read_batch(self) -> list[Event] | None:
         """What ``ready`` has, else the events of the input's next read (at least one); None at the end.
@@ -61,35 +60,27 @@ class TranslatedStream(Batched[Event]):
         try:
             while True:
                 items = await self._read() if self._read is not None else await self._one()
-                if items is None:
-                    self._done = True
-                    out = translation.end()
-                    self.ended = True
-                    await self._close_input()
-                    return out
-                out = []
-                for item in items:
+                out: list[Event] = []
+                for item in items or ():
                     try:
                         out += feed(item)
                     except Exception as exc:
                         if not out:
                             raise
-                        self._error, self._done = exc, True
-                        await self._close_input()
+                        self._error = exc
+                        await self._stop()
                         return out
                     if translation.complete:  # nothing after this counts (Ollama's done line)
                         break
-                if translation.complete or (self._batched is not None and self._batched.ended):
-                    # the closing events come with the last read's
-                    self._done = True
-                    out += translation.end()
+                if items is None or translation.complete or (self._batched is not None and self._batched.ended):
+                    out += translation.end()  # with the last read's events, when the input says it was the last
                     self.ended = True
-                    await self._close_input()
+                    await self._stop()
+                    return out
                 if out:
                     return out
         except BaseException:
-            self._done = True
-            await self._close_input()
+            await self._stop()
             raise
 
     async def _one(self) -> list[Any] | None:
@@ -100,11 +91,10 @@ class TranslatedStream(Batched[Event]):
 
     async def aclose(self) -> None:
         """The end of the stream for whoever reads it (what was not taken is dropped); the input is closed."""
-        self._done = True
         self._buffer, self._error = [], None
-        await self._close_input()
+        await self._stop()
 
-    async def _close_input(self) -> None:
-        if not self._closed:
-            self._closed = True
+    async def _stop(self) -> None:
+        if not self._done:
+            self._done = True
             await close_input(self._source)
