@@ -308,3 +308,33 @@ class _SilentAfterFirst(SlowReads):
         if len(self.reads) == 1:
             await asyncio.sleep(10)
         return await super().read_batch()
+
+
+async def test_stepped_gives_a_generators_runs_and_knows_its_end_with_the_last() -> None:
+    """Any async generator as a Batched stream: each batch is what it gives without waiting; ``ended`` is set
+    with the last batch, or after a wait that found the end (then read_batch gives None)."""
+    from lynkr.server.batching import Stepped
+
+    async def events():
+        yield 1
+        yield 2
+        await asyncio.sleep(0)
+        yield 3
+        await asyncio.sleep(0)
+        yield 4
+        yield 5
+
+    stream = Stepped(events())
+    assert stream.ready() == [1, 2] and not stream.ended
+    assert await stream.read_batch() == [3] and not stream.ended
+    assert await stream.read_batch() == [4, 5] and stream.ended
+    assert await stream.read_batch() is None
+
+    async def ends_after_a_wait():
+        yield 1
+        await asyncio.sleep(0)
+
+    stream = Stepped(ends_after_a_wait())
+    assert stream.ready() == [1] and not stream.ended
+    assert await stream.read_batch() is None and stream.ended
+    await stream.aclose()

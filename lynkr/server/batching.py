@@ -7,8 +7,9 @@ framing per event — about a third of the proxy's CPU. ``next_batch`` drives th
 at a time and stops at the first step that would suspend (wait for I/O), handing back what it
 has so far plus the pending step, so the caller writes one batch and then awaits the rest.
 
-Streams that know their reads (``lynkr.batched.Batched``: translated OpenAI streams, passed-through Chat
-Completions) hand out a read's worth at once and need none of this; every other stream goes through here.
+``Stepped`` makes any async generator a ``lynkr.batched.Batched`` stream this way, so the stream writer has
+one loop. Streams that know their reads (translated OpenAI and Ollama streams, passed-through Chat
+Completions) are ``Batched`` themselves and need none of this.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, Generator
 from typing import Any, Generic, TypeVar
+
+from lynkr.batched import Batched
 
 T = TypeVar("T")
 
@@ -86,3 +89,48 @@ def _raising(exc: Exception) -> Generator[Any, Any, Any]:
 
 def _ready_step(events: AsyncGenerator[T, None]) -> Generator[Any, Any, T]:
     return anext(events).__await__()
+
+
+class Stepped(Batched[T]):
+    """An async generator read as a ``Batched`` stream: each batch is what it gives without waiting
+    (``next_batch``), after one wait for its first item. ``ended`` is known before the last batch goes out."""
+
+    __slots__ = ("_events", "_pending")
+
+    def __init__(self, events: AsyncGenerator[T, None]) -> None:
+        super().__init__()
+        self._events = events
+        self._pending: Pending[T] | None = None
+
+    def ready(self) -> list[T]:
+        """What the generator gives now, without waiting (the first time; then what a read gave is taken)."""
+        out: list[T] = []
+        if not self.ended and self._pending is None:
+            self._step(out)
+        return out
+
+    async def read_batch(self) -> list[T] | None:
+        while not self.ended:
+            out: list[T] = []
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                try:
+                    out.append(await pending)
+                except StopAsyncIteration:  # it ended after a wait (a backend's EOF in a read of its own)
+                    self.ended = True
+                    return None
+            self._step(out)
+            if out:
+                return out
+        return None
+
+    def _step(self, out: list[T]) -> None:
+        self._pending = next_batch(self._events, out)
+        self.ended = self._pending is None
+
+    async def aclose(self) -> None:
+        self.ended = True
+        if self._pending is not None:
+            self._pending.close()
+            self._pending = None
+        await self._events.aclose()

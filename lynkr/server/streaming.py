@@ -20,7 +20,7 @@ from lynkr.batched import Batched
 from lynkr.dispatch import StreamOutcome
 from lynkr.errors import ABORTED, LynkrError, ShuttingDown, UpstreamError, UpstreamTimeout
 from lynkr.observability.record import current_record
-from lynkr.server.batching import Pending, next_batch
+from lynkr.server.batching import Stepped
 from lynkr.server.keys import REQUEST_ID, SHEDDER
 
 T = TypeVar("T")
@@ -117,7 +117,8 @@ async def stream_events(
     watch = _Watchdog(loop, resp, task, ping, ping_interval, idle_timeout) if task and (ping or idle_timeout) \
         else None
     record = current_record.get()
-    pending: Pending[T] | None = None
+    # a stream that does not know its reads is stepped: what it gives without waiting comes at once
+    stream = events if isinstance(events, Batched) else Stepped(events)
     waiting = False  # on the backend (not on a write the client is slow to take): a timeout then is its stall
     try:
         if record is not None:
@@ -125,52 +126,25 @@ async def stream_events(
             record.first_byte = time.perf_counter()
         # events come in runs (several per upstream read): each run goes out in one write, the first
         # one with the response headers
-        items: list[T] = [first]
+        batch: list[T] | None = [first, *stream.ready()]  # the rest of the first read
         seen = 1  # items already observed
-        if isinstance(events, Batched):  # a read's worth of items at a time, no stepping (lynkr.batched)
-            batched: Batched[T] = events
-            batch: list[T] | None = items + batched.ready()  # the rest of the first read, with the headers
-            while batch is not None:
-                if observe is not None:
-                    observe(batch[seen:] if seen else batch)
-                seen = 0
-                ended = batched.ended
-                if ended and outcome is not None:
-                    outcome.ended()  # the backend's stream is over, whatever happens to the last write
-                await resp.write(b"".join([encode(item) for item in batch]))
-                if watch is not None:
-                    watch.last_event = watch.last_write = loop.time()
-                if ended:
-                    break
-                waiting = True
-                batch = await batched.read_batch()
-                waiting = False
-                if batch is None and outcome is not None:  # it ended after a wait, with nothing more to say
-                    outcome.ended()
-        else:  # any other stream: take what it gives without waiting, one step per item
-            while True:
-                pending = next_batch(events, items)
-                if observe is not None and len(items) > seen:
-                    observe(items[seen:] if seen else items)
-                seen = 0
-                if pending is None and outcome is not None:
-                    outcome.ended()  # the backend's stream is over, whatever happens to the last write
-                await resp.write(b"".join([encode(item) for item in items]))
-                if watch is not None:
-                    watch.last_event = watch.last_write = loop.time()
-                items.clear()
-                if pending is None:
-                    break
-                waiting = True
-                try:
-                    items.append(await pending)
-                except StopAsyncIteration:  # the stream ended after a wait (a backend's EOF in a read of its own)
-                    pending = None
-                    if outcome is not None:
-                        outcome.ended()
-                    break
-                waiting = False
-                pending = None
+        while batch is not None:
+            if observe is not None and len(batch) > seen:
+                observe(batch[seen:] if seen else batch)
+            seen = 0
+            ended = stream.ended
+            if ended and outcome is not None:
+                outcome.ended()  # the backend's stream is over, whatever happens to the last write
+            await resp.write(b"".join([encode(item) for item in batch]))
+            if watch is not None:
+                watch.last_event = watch.last_write = loop.time()
+            if ended:
+                break
+            waiting = True
+            batch = await stream.read_batch()
+            waiting = False
+            if batch is None and outcome is not None:  # it ended after a wait, with nothing more to say
+                outcome.ended()
         if tail:
             await resp.write(tail)
     except ConnectionResetError:
@@ -204,9 +178,7 @@ async def stream_events(
             outcome.release()
         if watch is not None:
             watch.stop()
-        if pending is not None:
-            pending.close()
-        await events.aclose()
+        await stream.aclose()
     return resp
 
 
