@@ -88,15 +88,17 @@ class AnswerCache:
             return "tool-calling turn"
         return None
 
-    async def lookup(self, keyed: dict[str, Any], hub: dict[str, Any], scope: dict[str, Any]) -> Lookup:
+    async def lookup(self, keyed: dict[str, Any], hub: dict[str, Any],
+                     scope_of: Callable[[], dict[str, Any]]) -> Lookup:
         """``keyed``: the request as the client sent it (every field is part of the key); ``hub``: the same
-        request in the Anthropic shape (for the tool-turn check and the semantic question); ``scope``: what
-        else separates answers (dialect, caller's key id, anthropic-beta)."""
-        if not self.active:
+        request in the Anthropic shape (for the tool-turn check and the semantic question); ``scope_of()``:
+        what else separates answers (dialect, caller's key id, anthropic-beta), built only when it is needed."""
+        if not self.active:  # the default: nothing to key
             return Lookup(skip="cache disabled")
         if why := self._why_not(hub, keyed):
             self.stats["skipped"] += 1
             return Lookup(skip=why)
+        scope = scope_of()
         key = canonical_key(scope, keyed)
         look = Lookup(key=key)
         record = current_record.get()

@@ -81,10 +81,7 @@ def scope(request: web.Request, dialect: str) -> dict[str, Any]:
 
 
 async def lookup(request: web.Request, keyed: dict[str, Any], hub: dict[str, Any], dialect: str) -> Lookup:
-    cache = request.app[ANSWERS]
-    if not cache.active:  # the default: nothing to key
-        return Lookup(skip="cache disabled")
-    return await cache.lookup(keyed, hub, scope(request, dialect))
+    return await request.app[ANSWERS].lookup(keyed, hub, lambda: scope(request, dialect))
 
 
 def setup(app: web.Application) -> None:
