@@ -1,10 +1,10 @@
 """Prometheus metrics (prometheus-client), fed by the request records and by live state read at scrape time.
 
 Counters and histograms are updated by ``Metrics.observe`` (an observer: a few label lookups and
-increments per request). The counters every request moves (requests, tokens, cost) are kept as plain numbers
-(``_Tally``) and handed to prometheus-client when metrics are read (``publish``: at each scrape, at each
-multi-process refresh, and at shutdown): prometheus-client takes a lock and makes several calls per
-increment. State that changes on its own — breaker states, requests and streams in flight, the load-shed
+increments per request). The counters every request moves (requests, tokens, cost or unpriced) are kept as
+plain numbers (``_Tally``) and handed to prometheus-client when metrics are read (``publish``: at each
+scrape, at each multi-process refresh, and at shutdown): prometheus-client takes a lock and makes several
+calls per increment. State that changes on its own — breaker states, requests and streams in flight, the load-shed
 count — is copied into gauges by ``Metrics.refresh`` right before each scrape.
 
 Every app has its own ``CollectorRegistry`` (tests build many apps in one process), except in
@@ -212,7 +212,9 @@ class Metrics:
                     series.cost = self.tally(self.cost.labels(provider, model))
                 series.cost.pending += record.cost_usd
             else:
-                self.unpriced.labels(provider, model).inc()
+                if series.unpriced is None:
+                    series.unpriced = self.tally(self.unpriced.labels(provider, model))
+                series.unpriced.pending += 1
         if record.retries:
             self.retries.labels(endpoint).inc(record.retries)
         if record.fallback:
@@ -273,7 +275,7 @@ class _Series:
     """The label children of one (endpoint, provider, model): ``labels()`` costs a lock and a tuple per call,
     so the request path looks them up once. Bounded like the labels themselves (routes x backends x models)."""
 
-    __slots__ = ("_tokens", "cost", "duration", "metrics", "model", "provider", "requests", "ttft")
+    __slots__ = ("_tokens", "cost", "duration", "metrics", "model", "provider", "requests", "ttft", "unpriced")
 
     def __init__(self, metrics: Metrics, endpoint: str, provider: str, model: str) -> None:
         self.metrics = metrics
@@ -283,6 +285,7 @@ class _Series:
         self.duration = metrics.duration.labels(endpoint, provider, model)
         self.ttft: Any = None  # streams only: no empty TTFT histogram for endpoints that never stream
         self.cost: _Tally | None = None  # priced answers only
+        self.unpriced: _Tally | None = None  # answers from models without a price
         self._tokens: dict[str, _Tally] = {}
 
     def tokens(self, kind: str) -> _Tally:
