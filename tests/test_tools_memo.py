@@ -6,9 +6,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
+
 from lynkr.convert.bedrock import BedrockTarget, anthropic_to_converse
 from lynkr.convert.gemini import GeminiTarget, anthropic_to_gemini
-from lynkr.convert.schema import ToolsMemo, function_tools
+from lynkr.convert.schema import Serialized, ToolsMemo, function_tools
+from lynkr.providers.http import dump_json
 from tests.transcripts import claude_code_request, req
 
 
@@ -43,3 +46,10 @@ def test_gemini_and_bedrock_convert_a_tool_set_once() -> None:
     bedrock = [anthropic_to_converse(req(tools=tools()), target)["toolConfig"]["tools"] for _ in range(2)]
     schemas = [[t["toolSpec"]["inputSchema"]["json"] for t in ts if "toolSpec" in t] for ts in bedrock]
     assert schemas[0] and all(a is b for a, b in zip(*schemas, strict=True))
+
+
+def test_converted_tools_carry_their_json_and_backend_bodies_copy_it_in() -> None:
+    converted = function_tools(tools())
+    assert type(converted) is Serialized and orjson.loads(converted.json) == list(converted)
+    body = {"model": "m", "tools": converted, "messages": [{"role": "user", "content": "hi"}]}
+    assert orjson.loads(dump_json(body)) == orjson.loads(orjson.dumps({**body, "tools": list(converted)}))

@@ -7,6 +7,7 @@ from typing import Any
 
 from lynkr.convert.tables import effort_for_budget
 from lynkr.errors import InvalidRequest
+from lynkr.wire.body import KnownTools
 
 Block = dict[str, Any]
 
@@ -88,8 +89,12 @@ def document_text(block: Block, *, backend: str) -> str:
 
 
 def function_tools(req: dict[str, Any]) -> list[dict[str, Any]]:
-    """Client tools that a non-Anthropic backend can call (Anthropic server tools have no schema)."""
-    return [t for t in req.get("tools") or () if "input_schema" in t]
+    """Client tools that a non-Anthropic backend can call (Anthropic server tools have no schema); for tools
+    seen before, the same object every time (``lynkr.wire.body.KnownTools``)."""
+    tools = req.get("tools") or ()
+    if type(tools) is KnownTools:
+        return tools.functions
+    return [t for t in tools if "input_schema" in t]
 
 
 def tool_names_by_id(messages: list[dict[str, Any]]) -> dict[str, str]:

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import aiohttp
-import orjson
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import BotoCoreError
@@ -38,7 +37,7 @@ from lynkr.errors import (
     UpstreamPermissionError,
 )
 from lynkr.providers.base import BackendSettings, Event, Provider
-from lynkr.providers.http import post, read_json
+from lynkr.providers.http import dump_json, post, read_json
 
 SIGNING_NAME = "bedrock"  # the service name SigV4 scopes bedrock-runtime requests to
 NAME = "bedrock"
@@ -81,8 +80,8 @@ class BedrockProvider(Provider):
     @asynccontextmanager
     async def _post(self, url: str, body: dict[str, Any], model: str, *, stream: bool = False
                     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        # post() sends orjson.dumps(body): the same bytes are signed here
-        headers = await self._auth_headers(url, orjson.dumps(body))
+        # post() sends dump_json(body): the same bytes are signed here
+        headers = await self._auth_headers(url, dump_json(body))
         try:
             async with post(self.http, url, body, provider=NAME, headers=headers,
                             timeout=self.stream_timeout if stream else self.timeout) as resp:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urllib.request
 from contextlib import AbstractAsyncContextManager, nullcontext
+from enum import Enum
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from lynkr.convert.schema import Serialized
 from lynkr.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -126,6 +128,24 @@ def _foreign(exc: BaseException) -> bool:
         isinstance(exc, UpstreamError) and not exc.provider)
 
 
+def _as_json(obj: Any) -> Any:
+    """orjson's ``default`` under OPT_PASSTHROUGH_SUBCLASS: converted tools (``Serialized``) as the JSON they
+    carry; any other subclass of a JSON type as that type."""
+    if type(obj) is Serialized:
+        return orjson.Fragment(obj.json)
+    if isinstance(obj, Enum):
+        return obj.value
+    for base in (dict, list, str, int, float):
+        if isinstance(obj, base):
+            return base(obj)  # type: ignore[arg-type]
+    raise TypeError(f"{type(obj).__name__} is not JSON")
+
+
+def dump_json(body: Any) -> bytes:
+    """A backend request body as JSON bytes (what ``post`` sends, and what a signer must sign)."""
+    return orjson.dumps(body, default=_as_json, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
 def post(
     http: aiohttp.ClientSession,
     url: str,
@@ -137,7 +157,7 @@ def post(
 ) -> _Call:
     """POST ``body`` as JSON: ``async with post(...) as resp`` gives the response once it is 2xx, else raises
     the typed error."""
-    return _Call(http.post(url, data=orjson.dumps(body), headers={**_JSON, **headers} if headers else _JSON,
+    return _Call(http.post(url, data=dump_json(body), headers={**_JSON, **headers} if headers else _JSON,
                            timeout=timeout, proxy=proxy_for(url)), provider, url)
 
 

@@ -1,1 +1,1 @@
-"""Data shapes of the APIs lynkr speaks (validation only)."""
+"""Data shapes of the APIs lynkr speaks (validation only), and reading request bodies (``body``)."""

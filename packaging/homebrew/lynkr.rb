@@ -112,6 +112,11 @@ class Lynkr < Formula
     sha256 "0000000000000000000000000000000000000000000000000000000000000000"
   end
 
+  resource "msgspec" do
+    url "https://files.pythonhosted.org/packages/source/m/msgspec/msgspec-0.22.0.tar.gz"
+    sha256 "0000000000000000000000000000000000000000000000000000000000000000"
+  end
+
   resource "multidict" do
     url "https://files.pythonhosted.org/packages/source/m/multidict/multidict-7.2.1.tar.gz"
     sha256 "0000000000000000000000000000000000000000000000000000000000000000"

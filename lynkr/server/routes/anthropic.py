@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from lynkr.errors import InvalidRequest, LynkrError, anthropic_error_body
+from lynkr.errors import LynkrError, anthropic_error_body
 from lynkr.observability.record import current_record
 from lynkr.providers.base import ClientHints, client_hints
 from lynkr.server import answers
@@ -19,18 +19,13 @@ from lynkr.server.streaming import stream_events
 from lynkr.sse import encode_sse
 from lynkr.tokens import count_tokens
 from lynkr.wire.anthropic import validate_count_tokens_request, validate_messages_request
+from lynkr.wire.body import load_json, tools_seen
 
 PING = encode_sse("ping", {"type": "ping"})
 
 
 async def read_json(request: web.Request) -> Any:
-    raw = await request.read()
-    if not raw:
-        raise InvalidRequest("request body is empty; send a JSON object")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON ({exc})") from None
+    return load_json(await request.read())
 
 
 def _encode(ev: dict[str, Any]) -> bytes:
@@ -47,9 +42,10 @@ def json_response(body: Any, headers: dict[str, str]) -> web.Response:
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
-    body = validate_messages_request(await read_json(request))
+    raw = await request.read()
+    body = tools_seen.parse(raw, validate_messages_request)
     if (record := current_record.get()) is not None:
-        record.request_bytes = len(await request.read())  # aiohttp keeps the body: no second read
+        record.request_bytes = len(raw)
     if beta := request.headers.get("anthropic-beta"):
         client_hints.set(ClientHints(anthropic_beta=beta))
     dispatcher = request.app[DISPATCHER]
