@@ -36,6 +36,7 @@ from lynkr.errors import (
 from lynkr.observability.record import current_record
 from lynkr.providers import REGISTRY, Provider, embeddings_provider
 from lynkr.resilience.breaker import CircuitBreaker
+from lynkr.resilience.deadlines import timers_of
 from lynkr.resilience.retry import RetryPolicy, counts_against_backend, retryable
 from lynkr.routing.model_map import is_claude_model, upstream_embeddings_model, upstream_model
 from lynkr.routing.router import Decision, Router
@@ -260,6 +261,10 @@ class Dispatcher:
         the backend's breaker: the stream writer reports its outcome (``StreamOutcome``) when it ends."""
         errors: list[str] = list(plan.skipped)
         record = current_record.get()
+        loop = record.loop if record is not None and record.loop is not None else asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
+        assert task is not None
+        timers = timers_of(loop)
         if record is not None:
             record.client_model = str(req.get("model", "")) or None
         last: UpstreamError | None = None
@@ -284,7 +289,7 @@ class Dispatcher:
             while True:
                 counters.attempts += 1
                 try:
-                    async with asyncio.timeout(deadline):
+                    with timers.deadline(deadline, task):
                         result = await call(route, prepared)
                 except TimeoutError:
                     err: UpstreamError = UpstreamTimeout(f"{name} sent nothing for {deadline:g} s", provider=name)

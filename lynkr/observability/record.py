@@ -9,6 +9,7 @@ request's task, after the client has its answer.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from contextvars import ContextVar
@@ -48,6 +49,9 @@ class RequestRecord:
     client_key: str | None = None  # which inbound key was used (set by auth; never the key itself)
     session_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # the loop serving the request (set by the middleware): asyncio.current_task(loop), unlike current_task(),
+    # makes no getpid system call on Python 3.11
+    loop: asyncio.AbstractEventLoop | None = None
     # estimated dollars (lynkr.observability.prices); None: unknown price or no backend answered. Set when the
     # request ends, by the cost observer, which runs before every other observer
     cost_usd: float | None = None

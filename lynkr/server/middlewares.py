@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from loguru import logger
@@ -63,12 +64,13 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     rid = request.headers.get("X-Request-ID") or "req_" + random_hex()
     request[REQUEST_ID] = rid
     record = RequestRecord(rid, request.method, path, dialect(path))
+    record.loop = request.task.get_loop()
     token = current_record.set(record)
     try:
         try:
             await app[AUTHORIZE](request)
             if path.startswith(MODEL_PATHS):
-                with Admitted(app, record.dialect):
+                with Admitted(app, record.dialect, asyncio.current_task(record.loop)):
                     resp = await handler(request)
             else:
                 resp = await handler(request)
@@ -108,11 +110,11 @@ class Admitted:
 
     __slots__ = ("shedder", "task")
 
-    def __init__(self, app: web.Application, dialect: str) -> None:
+    def __init__(self, app: web.Application, dialect: str, task: asyncio.Task[Any] | None) -> None:
         if app[STATE]["draining"]:
             raise ShuttingDown("lynkr is shutting down; retry (another instance will answer)", retry_after=2)
         self.shedder = app[SHEDDER]
-        self.task = asyncio.current_task()  # once: on Python 3.11 each call is a getpid system call
+        self.task = task
         try:
             self.shedder.enter(self.task)
         except Overloaded as err:  # Anthropic's 529 overloaded_error; OpenAI clients get a 503

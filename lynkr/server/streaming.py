@@ -20,6 +20,7 @@ from lynkr.batched import Batched
 from lynkr.dispatch import StreamOutcome
 from lynkr.errors import ABORTED, LynkrError, ShuttingDown, UpstreamError, UpstreamTimeout
 from lynkr.observability.record import current_record
+from lynkr.resilience.deadlines import Timer, timers_of
 from lynkr.server.batching import Stepped
 from lynkr.server.keys import REQUEST_ID, SHEDDER
 
@@ -35,28 +36,28 @@ SSE_HEADERS = {
 
 class _Watchdog:
     """Pings the client after ``ping_interval`` without a write, and cancels the writer after
-    ``idle_timeout`` without a backend event (it then ends the stream with an error event). A timer on
-    the loop, re-armed only when it fires: the per-event cost is two timestamps; a task per stream cost
-    a task switch to start and another to cancel."""
+    ``idle_timeout`` without a backend event (it then ends the stream with an error event). A timer
+    (``lynkr.resilience.deadlines``), re-armed only when it fires: the per-event cost is two timestamps; a
+    task per stream cost a task switch to start and another to cancel."""
 
-    __slots__ = ("_handle", "_loop", "_ping_task", "idle_timeout", "last_event", "last_write", "ping",
+    __slots__ = ("_loop", "_ping_task", "_timer", "_timers", "idle_timeout", "last_event", "last_write", "ping",
                  "ping_interval", "resp", "timed_out", "writer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, resp: web.StreamResponse, writer: asyncio.Task[Any],
                  ping: bytes | None, ping_interval: float, idle_timeout: float | None) -> None:
-        self._loop = loop
+        self._loop, self._timers = loop, timers_of(loop)
         self.resp, self.writer = resp, writer
         self.ping, self.ping_interval, self.idle_timeout = ping, ping_interval, idle_timeout
         self.last_write = self.last_event = loop.time()
         self.timed_out = False
         self._ping_task: asyncio.Task[None] | None = None
-        self._handle: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._arm()
 
     def _arm(self) -> None:
         next_ping = self.last_write + self.ping_interval if self.ping else float("inf")
         deadline = self.last_event + self.idle_timeout if self.idle_timeout else float("inf")
-        self._handle = self._loop.call_at(min(next_ping, deadline), self._fire)
+        self._timer = self._timers.call_at(min(next_ping, deadline), self._fire)
 
     def _fire(self) -> None:
         now = self._loop.time()
@@ -79,8 +80,8 @@ class _Watchdog:
         self._arm()
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
+        if self._timer is not None:
+            self._timers.cancel(self._timer)
         if self._ping_task is not None:
             self._ping_task.cancel()
 
@@ -112,8 +113,8 @@ async def stream_events(
     await resp.prepare(request)
     shedder = request.app[SHEDDER]
     shedder.streams += 1  # till the finally below: nothing awaits in between
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
+    loop = request.task.get_loop()
+    task = asyncio.current_task(loop)  # with the loop given: no getpid system call (Python 3.11)
     watch = _Watchdog(loop, resp, task, ping, ping_interval, idle_timeout) if task and (ping or idle_timeout) \
         else None
     record = current_record.get()
