@@ -11,8 +11,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from lynkr.convert import hub
+from lynkr.convert.chat_inbound import chat_request_to_hub
 from lynkr.convert.schema import ToolsMemo
 from lynkr.errors import InvalidRequest
+from lynkr.providers.http import dump_json
 from lynkr.wire.anthropic import validate_messages_request
 from lynkr.wire.body import KnownTools, ToolsSeen, load_json
 from tests.fakes.script import Answer, Script
@@ -133,3 +135,38 @@ async def test_through_the_server_the_backend_gets_each_requests_own_tools(
     got = [[t["function"]["description"] for t in r["tools"]] for r in script.requests]
     want = [[t.get("description", "") for t in hub.function_tools(r)] for r in sent]
     assert got == want and got[2] != got[0]
+
+
+def chat_body() -> dict[str, Any]:
+    """A Chat Completions request carrying Claude Code's tools in OpenAI's form."""
+    return {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": t["name"], "description": t.get("description", ""),
+                                                        "parameters": t["input_schema"]}}
+                      for t in claude_code_tools() if "input_schema" in t]}
+
+
+def test_known_tools_go_to_the_backend_as_the_clients_own_bytes() -> None:
+    seen = ToolsSeen()
+    raw = json.dumps(chat_body(), indent=1).encode()  # not orjson's spelling: the bytes must be the client's
+    parsed = [seen.parse(raw, lambda b: b) for _ in range(2)]
+    tools = parsed[1]["tools"]
+    assert type(tools) is KnownTools and tools is parsed[0]["tools"] and tools.json in raw
+    sent = dump_json({"model": "m", "tools": tools})
+    assert tools.json in sent and orjson.loads(sent)["tools"] == orjson.loads(raw)["tools"]
+    hub = [chat_request_to_hub(p) for p in parsed]
+    assert type(hub[0]["tools"]) is KnownTools and hub[1]["tools"] is hub[0]["tools"]
+    assert hub[0]["tools"] == chat_request_to_hub(orjson.loads(raw))["tools"]
+
+
+async def test_chat_clients_tools_reach_the_backend_unchanged(lynkr_openai: tuple[TestClient, Script]) -> None:
+    client, script = lynkr_openai
+    changed = chat_body()
+    changed["tools"][0]["function"]["description"] = "changed"
+    sent = [chat_body(), chat_body(), changed]
+    for request in sent:
+        script.enqueue(Answer(text="ok"))
+        resp = await client.post("/v1/chat/completions", data=orjson.dumps(request),
+                                 headers={"content-type": "application/json", "authorization": "Bearer x"})
+        assert resp.status == 200, await resp.text()
+        await resp.read()
+    assert [r["tools"] for r in script.requests] == [r["tools"] for r in sent]

@@ -14,6 +14,7 @@ import orjson
 
 from lynkr.convert.anthropic_stream import parse_tool_input
 from lynkr.errors import InvalidRequest, LynkrError
+from lynkr.wire.body import KnownTools
 
 STOP_TO_FINISH: dict[str, str] = {
     "end_turn": "stop",
@@ -161,15 +162,8 @@ def chat_request_to_hub(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tools(body: dict[str, Any], hub: dict[str, Any]) -> None:
-    tools = []
-    for i, tool in enumerate(body.get("tools") or ()):
-        if tool.get("type", "function") != "function":
-            continue  # OpenAI built-in tools cannot run on another backend
-        fn = tool.get("function") or {}
-        if not fn.get("name"):
-            raise InvalidRequest("tools need function.name", field=f"tools.{i}.function.name")
-        tools.append({"name": fn["name"], "description": fn.get("description", ""),
-                      "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}})
+    sent = body.get("tools") or ()
+    tools = _known_hub_tools(sent) if type(sent) is KnownTools else _hub_tools(sent)
     if not tools:
         return
     hub["tools"] = tools
@@ -184,6 +178,35 @@ def _tools(body: dict[str, Any], hub: dict[str, Any]) -> None:
         hub["tool_choice"] = {"type": "auto"}
     if body.get("parallel_tool_calls") is False:
         hub.setdefault("tool_choice", {"type": "auto"})["disable_parallel_tool_use"] = True
+
+
+def _hub_tools(sent: Any) -> list[dict[str, Any]]:
+    tools = []
+    for i, tool in enumerate(sent):
+        if tool.get("type", "function") != "function":
+            continue  # OpenAI built-in tools cannot run on another backend
+        fn = tool.get("function") or {}
+        if not fn.get("name"):
+            raise InvalidRequest("tools need function.name", field=f"tools.{i}.function.name")
+        tools.append({"name": fn["name"], "description": fn.get("description", ""),
+                      "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}})
+    return tools
+
+
+# id -> (a client's tools seen before, their hub form): holding the list keeps its id from being reused
+_converted: dict[int, tuple[KnownTools, KnownTools]] = {}
+
+
+def _known_hub_tools(sent: KnownTools) -> KnownTools:
+    """The hub form of tools the request reader has seen before, converted once (one object too, so that
+    converters for other backends know it by identity)."""
+    if (hit := _converted.get(id(sent))) is not None:
+        return hit[1]
+    tools = KnownTools(_hub_tools(sent))
+    _converted[id(sent)] = (sent, tools)
+    if len(_converted) > 64:
+        del _converted[next(iter(_converted))]
+    return tools
 
 
 # --- answers back to the client ------------------------------------------------------------------

@@ -21,6 +21,7 @@ from lynkr.errors import (
     UpstreamUnavailable,
     upstream_error_for_status,
 )
+from lynkr.wire.body import KnownTools
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -129,9 +130,9 @@ def _foreign(exc: BaseException) -> bool:
 
 
 def _as_json(obj: Any) -> Any:
-    """orjson's ``default`` under OPT_PASSTHROUGH_SUBCLASS: converted tools (``Serialized``) as the JSON they
-    carry; any other subclass of a JSON type as that type."""
-    if type(obj) is Serialized:
+    """orjson's ``default`` under OPT_PASSTHROUGH_SUBCLASS: tools lists that carry their JSON (``Serialized``,
+    ``KnownTools``) as that JSON; any other subclass of a JSON type as that type."""
+    if type(obj) is Serialized or type(obj) is KnownTools:
         return orjson.Fragment(obj.json)
     if isinstance(obj, Enum):
         return obj.value

@@ -32,14 +32,17 @@ def load_json(raw: bytes) -> Any:
 
 
 class KnownTools(list):  # type: ignore[type-arg]
-    """A top-level ``tools`` list seen before: one object for every request that sends the same bytes.
-    Shared between requests: never change it. ``functions``: those with an ``input_schema`` (the client's
-    own tools, what non-Anthropic backends are given), also the same object every time."""
+    """A tools list seen before: one object for every request that sends the same bytes, or converted once
+    from such a list. Shared between requests: never change it. ``json``: its JSON (the client's own bytes
+    for a list it sent), which backend request bodies copy in (``lynkr.providers.http.dump_json``).
+    ``functions``: the tools with an ``input_schema`` (the client's own tools, what non-Anthropic backends
+    are given), also the same object every time."""
 
-    __slots__ = ("functions",)
+    __slots__ = ("functions", "json")
 
-    def __init__(self, tools: list[dict[str, Any]], *, filtered: bool = False) -> None:
+    def __init__(self, tools: list[dict[str, Any]], json: bytes | None = None, *, filtered: bool = False) -> None:
         super().__init__(tools)
+        self.json = orjson.dumps(tools) if json is None else json
         if filtered or all(isinstance(t, dict) and "input_schema" in t for t in tools):
             self.functions: KnownTools = self
         else:
@@ -90,7 +93,7 @@ class ToolsSeen:
         return None
 
     def _remember(self, span: bytes, tools: list[dict[str, Any]]) -> KnownTools:
-        known = KnownTools(tools)
+        known = KnownTools(tools, span)
         self._by_length.setdefault(len(span), []).append((span, known))
         self._order.append(span)
         if len(self._order) > self.size:
@@ -114,4 +117,4 @@ def _load_without_tools(members: dict[str, msgspec.Raw]) -> Any:
 
 
 tools_seen = ToolsSeen()
-"""The process's recent tool lists (``POST /v1/messages``)."""
+"""The process's recent tool lists (``POST /v1/messages`` and ``/v1/chat/completions``)."""

@@ -34,6 +34,7 @@ from lynkr.server.keys import DISPATCHER, LOG_SUFFIX, RESPONSES, SETTINGS
 from lynkr.server.routes.anthropic import json_response, read_json
 from lynkr.server.streaming import stream_events
 from lynkr.store.sessions import capture
+from lynkr.wire.body import tools_seen
 
 DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
@@ -51,13 +52,16 @@ def _raw(chunk: bytes) -> bytes:
     return chunk
 
 
-async def _object(request: web.Request) -> dict[str, Any]:
-    body = await read_json(request)
+def _model_request(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise InvalidRequest("model must be a non-empty string", field="model")
     return body
+
+
+async def _object(request: web.Request) -> dict[str, Any]:
+    return _model_request(await read_json(request))
 
 
 async def _sse(chunks: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[bytes, None]:
@@ -75,7 +79,7 @@ def _count_chat_usage(event: dict[str, Any]) -> None:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    body = await _object(request)
+    body = tools_seen.parse(await request.read(), _model_request)
     hub = chat_request_to_hub(body)  # validates the request, and is what routing reads
     dispatcher = request.app[DISPATCHER]
     settings = request.app[SETTINGS]
