@@ -423,6 +423,22 @@ async def test_non_stream_passthrough(upstream, aiohttp_client):
     assert upstream.script.requests[0] == {"model": DEPLOYMENT, "input": "hi", "store": False}
 
 
+async def test_passthrough_tools_resent_each_turn_reach_the_backend_unchanged(upstream, aiohttp_client):
+    """Codex resends its tools every turn: the second time they are known (lynkr.wire.body) and go out as the
+    client's own bytes; a changed list is read again."""
+    client = await aiohttp_client(create_app(azure(upstream)))
+    tools = [{"type": "function", "name": f"tool_{i}", "description": "Does a thing. " * 40,
+              "strict": False, "parameters": {"type": "object", "properties": {"arg": {"type": "string"}}}}
+             for i in range(8)]
+    changed = [{**tools[0], "description": "changed"}, *tools[1:]]
+    for sent in (tools, tools, changed):
+        upstream.script.enqueue(ResponsesAnswer(text="ok"))
+        resp = await client.post("/v1/responses", json={"model": "claude-haiku-4-5", "input": "hi", "store": False,
+                                                        "tools": sent})
+        assert resp.status == 200, await resp.text()
+    assert [r["tools"] for r in upstream.script.requests] == [tools, tools, changed]
+
+
 # --- Chat Completions clients -> a Responses backend, through the hub --------------------------------
 
 CHAT_TOOLS = [{"type": "function", "function": {

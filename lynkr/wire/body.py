@@ -117,4 +117,4 @@ def _load_without_tools(members: dict[str, msgspec.Raw]) -> Any:
 
 
 tools_seen = ToolsSeen()
-"""The process's recent tool lists (``POST /v1/messages`` and ``/v1/chat/completions``)."""
+"""The process's recent tool lists (``POST /v1/messages``, ``/v1/chat/completions`` and ``/v1/responses``)."""

@@ -31,7 +31,7 @@ from lynkr.providers.base import ResponsesBackend, speaks_chat, speaks_responses
 from lynkr.server import answers
 from lynkr.server.answers import ANSWERS
 from lynkr.server.keys import DISPATCHER, LOG_SUFFIX, RESPONSES, SETTINGS
-from lynkr.server.routes.anthropic import json_response, read_json
+from lynkr.server.routes.anthropic import json_response
 from lynkr.server.streaming import stream_events
 from lynkr.store.sessions import capture
 from lynkr.wire.body import tools_seen
@@ -59,9 +59,6 @@ def _model_request(body: Any) -> dict[str, Any]:
         raise InvalidRequest("model must be a non-empty string", field="model")
     return body
 
-
-async def _object(request: web.Request) -> dict[str, Any]:
-    return _model_request(await read_json(request))
 
 
 async def _sse(chunks: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[bytes, None]:
@@ -178,7 +175,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
     """Same dialect (a Responses backend): the client's body passes through with only the model mapped,
     ``previous_response_id`` included. Otherwise through the hub, which rebuilds a conversation from
     lynkr's own store of the responses it answered."""
-    body = await _object(request)
+    body = tools_seen.parse(await request.read(), _model_request)
     store = request.app[RESPONSES]
     settings = request.app[SETTINGS]
     previous = body.get("previous_response_id")
