@@ -101,12 +101,13 @@ def test_invalid_tools_are_not_remembered_and_the_list_is_bounded() -> None:
     for _ in range(2):
         with pytest.raises(InvalidRequest):
             seen.parse(bad, validate_messages_request)
-    assert seen._find(orjson.dumps([{"name": 1}] * 200)) is None
+    assert seen._find(orjson.dumps([{"name": 1}] * 200), validate_messages_request) is None
     tools = claude_code_tools()
     sets = [[*tools[:-1], {**tools[-1], "max_uses": i}] for i in range(3)]
     for s in sets:
         parse(seen, orjson.dumps(body(tools=s)))
-    assert [seen._find(orjson.dumps(s)) is not None for s in sets] == [False, True, True]  # the oldest went
+    known = [seen._find(orjson.dumps(s), validate_messages_request) is not None for s in sets]
+    assert known == [False, True, True]  # the oldest went
 
 
 def test_known_tools_convert_once_by_identity() -> None:
@@ -137,6 +138,11 @@ async def test_through_the_server_the_backend_gets_each_requests_own_tools(
     assert got == want and got[2] != got[0]
 
 
+def accept(body: Any) -> Any:
+    """A validator that takes anything (the Chat route's checks only the model; its converter checks tools)."""
+    return body
+
+
 def chat_body() -> dict[str, Any]:
     """A Chat Completions request carrying Claude Code's tools in OpenAI's form."""
     return {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}],
@@ -148,7 +154,7 @@ def chat_body() -> dict[str, Any]:
 def test_known_tools_go_to_the_backend_as_the_clients_own_bytes() -> None:
     seen = ToolsSeen()
     raw = json.dumps(chat_body(), indent=1).encode()  # not orjson's spelling: the bytes must be the client's
-    parsed = [seen.parse(raw, lambda b: b) for _ in range(2)]
+    parsed = [seen.parse(raw, accept) for _ in range(2)]
     tools = parsed[1]["tools"]
     assert type(tools) is KnownTools and tools is parsed[0]["tools"] and tools.json in raw
     sent = dump_json({"model": "m", "tools": tools})
@@ -170,3 +176,15 @@ async def test_chat_clients_tools_reach_the_backend_unchanged(lynkr_openai: tupl
         assert resp.status == 200, await resp.text()
         await resp.read()
     assert [r["tools"] for r in script.requests] == [r["tools"] for r in sent]
+
+
+def test_tools_one_route_took_unchecked_are_checked_by_another() -> None:
+    """The Chat route takes any tools (its converter checks them); the same bytes sent to /v1/messages must
+    still meet the Messages validator."""
+    seen = ToolsSeen()
+    chat_tools = chat_body()["tools"]
+    raw = orjson.dumps(body(tools=chat_tools))  # Chat-shaped tools in a Messages body: no top-level name
+    assert type(seen.parse(raw, accept)["tools"]) is KnownTools
+    with pytest.raises(InvalidRequest) as caught:
+        seen.parse(raw, validate_messages_request)
+    assert caught.value.field == "tools.0.name"

@@ -59,7 +59,8 @@ class ToolsSeen:
 
     def __init__(self, size: int = 16, min_body: int = 4096) -> None:
         self.size, self.min_body = size, min_body
-        self._by_length: dict[int, list[tuple[bytes, KnownTools]]] = {}
+        # the validator is part of an entry: tools one route took unchecked are not known to another
+        self._by_length: dict[int, list[tuple[bytes, KnownTools, Callable[[Any], Any]]]] = {}
         self._order: list[bytes] = []
 
     def parse(self, raw: bytes, validate: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
@@ -75,7 +76,7 @@ class ToolsSeen:
             else:
                 tools = members.get("tools")
                 span = bytes(tools) if tools is not None else None
-        if span is not None and members is not None and (known := self._find(span)) is not None:
+        if span is not None and members is not None and (known := self._find(span, validate)) is not None:
             body = _load_without_tools(members)
             if body is not None:
                 body = validate(body)
@@ -83,18 +84,18 @@ class ToolsSeen:
                 return body
         body = validate(load_json(raw))
         if span is not None and type(body.get("tools")) is list:
-            body["tools"] = self._remember(span, body["tools"])
+            body["tools"] = self._remember(span, body["tools"], validate)
         return body
 
-    def _find(self, span: bytes) -> KnownTools | None:
-        for seen, known in self._by_length.get(len(span), ()):
-            if seen == span:
+    def _find(self, span: bytes, validate: Callable[[Any], Any]) -> KnownTools | None:
+        for seen, known, checked_by in self._by_length.get(len(span), ()):
+            if seen == span and checked_by is validate:
                 return known
         return None
 
-    def _remember(self, span: bytes, tools: list[dict[str, Any]]) -> KnownTools:
+    def _remember(self, span: bytes, tools: list[dict[str, Any]], validate: Callable[[Any], Any]) -> KnownTools:
         known = KnownTools(tools, span)
-        self._by_length.setdefault(len(span), []).append((span, known))
+        self._by_length.setdefault(len(span), []).append((span, known, validate))
         self._order.append(span)
         if len(self._order) > self.size:
             oldest = self._order.pop(0)
