@@ -163,7 +163,7 @@ def chat_request_to_hub(body: dict[str, Any]) -> dict[str, Any]:
 
 def _tools(body: dict[str, Any], hub: dict[str, Any]) -> None:
     sent = body.get("tools") or ()
-    tools = _known_hub_tools(sent) if type(sent) is KnownTools else _hub_tools(sent)
+    tools = sent.derived(_known_hub_tools) if type(sent) is KnownTools else _hub_tools(sent)
     if not tools:
         return
     hub["tools"] = tools
@@ -193,20 +193,10 @@ def _hub_tools(sent: Any) -> list[dict[str, Any]]:
     return tools
 
 
-# id -> (a client's tools seen before, their hub form): holding the list keeps its id from being reused
-_converted: dict[int, tuple[KnownTools, KnownTools]] = {}
-
-
 def _known_hub_tools(sent: KnownTools) -> KnownTools:
     """The hub form of tools the request reader has seen before, converted once (one object too, so that
     converters for other backends know it by identity)."""
-    if (hit := _converted.get(id(sent))) is not None:
-        return hit[1]
-    tools = KnownTools(_hub_tools(sent))
-    _converted[id(sent)] = (sent, tools)
-    if len(_converted) > 64:
-        del _converted[next(iter(_converted))]
-    return tools
+    return KnownTools(_hub_tools(sent))
 
 
 # --- answers back to the client ------------------------------------------------------------------

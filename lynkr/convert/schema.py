@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import orjson
 
-from lynkr.wire.body import KnownTools
+from lynkr.wire.body import KnownTools, Serialized
 
 R = TypeVar("R")
 
@@ -42,43 +42,24 @@ def clean_schema(schema: Any, drop: frozenset[str] = DEFAULT_DROP) -> Any:
     return out
 
 
-class Serialized(list):  # type: ignore[type-arg]
-    """A converted tools list, shared between requests, with its JSON made once (``json``). Backend request
-    bodies are serialised by ``lynkr.providers.http.dump_json``, which copies these bytes in instead of
-    serialising ~30 KB of schemas again on every turn. Never change it."""
-
-    __slots__ = ("json",)
-
-    def __init__(self, items: list[Any]) -> None:
-        super().__init__(items)
-        self.json = orjson.dumps(items)
-
-
 class ToolsMemo(Generic[R]):
     """``convert(tools)`` memoised. Claude Code sends the same ~24 tools (~30 KB) on every turn. Tools
     the request reader has seen before (``lynkr.wire.body.KnownTools``, one object per list of tools) are
-    known by that object: a dictionary lookup. Others by content: a tuple of the names (the fingerprint)
-    and one deep ``==`` against the tools seen before (~160k instructions for Claude Code's tools, about
-    half of serialising them), instead of a recursive copy of every schema. Results are shared between
-    requests: callers must not change them; a list comes back as ``Serialized``."""
+    known by that object (``KnownTools.derived``: a dictionary lookup). Others by content: a tuple of the
+    names (the fingerprint) and one deep ``==`` against the tools seen before (~160k instructions for
+    Claude Code's tools, about half of serialising them), instead of a recursive copy of every schema.
+    Results are shared between requests: callers must not change them; a list comes back as
+    ``Serialized``."""
 
     def __init__(self, convert: Callable[[list[dict[str, Any]]], R], *, size: int = 64, per_names: int = 4) -> None:
         self._convert = convert
         self._size = size
         self._per_names = per_names
         self._seen: OrderedDict[tuple[Any, ...], list[tuple[list[dict[str, Any]], R]]] = OrderedDict()
-        # id -> (the object, its result): holding the object keeps its id from being reused
-        self._known: dict[int, tuple[KnownTools, R]] = {}
 
     def __call__(self, tools: list[dict[str, Any]]) -> R:
         if type(tools) is KnownTools:
-            if (hit := self._known.get(id(tools))) is not None:
-                return hit[1]
-            result = self._converted(tools)
-            self._known[id(tools)] = (tools, result)
-            if len(self._known) > self._size:
-                del self._known[next(iter(self._known))]
-            return result
+            return tools.derived(self._converted)
         try:
             names = tuple([t.get("name") for t in tools])
             bucket = self._seen.get(names)

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from lynkr.convert.schema import Serialized
 from lynkr.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -21,7 +20,7 @@ from lynkr.errors import (
     UpstreamUnavailable,
     upstream_error_for_status,
 )
-from lynkr.wire.body import KnownTools
+from lynkr.wire.body import Serialized
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -130,9 +129,9 @@ def _foreign(exc: BaseException) -> bool:
 
 
 def _as_json(obj: Any) -> Any:
-    """orjson's ``default`` under OPT_PASSTHROUGH_SUBCLASS: tools lists that carry their JSON (``Serialized``,
-    ``KnownTools``) as that JSON; any other subclass of a JSON type as that type."""
-    if type(obj) is Serialized or type(obj) is KnownTools:
+    """orjson's ``default`` under OPT_PASSTHROUGH_SUBCLASS: lists that carry their JSON (``Serialized``, tools
+    lists) as that JSON; any other subclass of a JSON type as that type."""
+    if isinstance(obj, Serialized):
         return orjson.Fragment(obj.json)
     if isinstance(obj, Enum):
         return obj.value

@@ -13,12 +13,14 @@ differently) takes the plain path: ``load_json`` and the validator, as if this m
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import msgspec
 import orjson
 
 from lynkr.errors import InvalidRequest
+
+R = TypeVar("R")
 
 
 def load_json(raw: bytes) -> Any:
@@ -31,23 +33,41 @@ def load_json(raw: bytes) -> Any:
         raise InvalidRequest(f"request body is not valid JSON ({exc})") from None
 
 
-class KnownTools(list):  # type: ignore[type-arg]
-    """A tools list seen before: one object for every request that sends the same bytes, or converted once
-    from such a list. Shared between requests: never change it. ``json``: its JSON (the client's own bytes
-    for a list it sent), which backend request bodies copy in (``lynkr.providers.http.dump_json``).
-    ``functions``: the tools with an ``input_schema`` (the client's own tools, what non-Anthropic backends
-    are given), also the same object every time."""
+class Serialized(list):  # type: ignore[type-arg]
+    """A list shared between requests that carries its JSON (``json``, made once): backend request bodies are
+    serialised by ``lynkr.providers.http.dump_json``, which copies these bytes in instead of serialising ~30 KB
+    of tool schemas again on every turn. Never change it."""
 
-    __slots__ = ("functions", "json")
+    __slots__ = ("json",)
+
+    def __init__(self, items: list[Any], json: bytes | None = None) -> None:
+        super().__init__(items)
+        self.json = orjson.dumps(items) if json is None else json
+
+
+class KnownTools(Serialized):
+    """A tools list seen before: one object for every request that sends the same bytes (``json``: those
+    bytes), or converted once from such a list. ``functions``: the tools with an ``input_schema`` (the
+    client's own tools, what non-Anthropic backends are given), also the same object every time.
+    ``derived(make)``: ``make(self)``, made once per list (converters memoise by the object, not by content)."""
+
+    __slots__ = ("_derived", "functions")
 
     def __init__(self, tools: list[dict[str, Any]], json: bytes | None = None, *, filtered: bool = False) -> None:
-        super().__init__(tools)
-        self.json = orjson.dumps(tools) if json is None else json
+        super().__init__(tools, json)
+        self._derived: dict[Callable[[KnownTools], Any], Any] = {}
         if filtered or all(isinstance(t, dict) and "input_schema" in t for t in tools):
             self.functions: KnownTools = self
         else:
             self.functions = KnownTools([t for t in tools if isinstance(t, dict) and "input_schema" in t],
                                         filtered=True)
+
+    def derived(self, make: Callable[[KnownTools], R]) -> R:
+        try:
+            return cast(R, self._derived[make])
+        except KeyError:
+            result = self._derived[make] = make(self)
+            return result
 
 
 _members = msgspec.json.Decoder(dict[str, msgspec.Raw])

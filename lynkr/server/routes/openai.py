@@ -60,7 +60,6 @@ def _model_request(body: Any) -> dict[str, Any]:
     return body
 
 
-
 async def _sse(chunks: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerator[bytes, None]:
     async with aclosing(chunks):
         async for chunk in chunks:
