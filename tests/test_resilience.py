@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from lynkr.errors import UpstreamBadResponse
-from lynkr.providers.readers import sse_passthrough
+from lynkr.providers.readers import Worth, sse_passthrough
 from lynkr.server import create_app
 from lynkr.server.keys import DISPATCHER, SHEDDER
 from lynkr.sse import SSEDecoder
@@ -698,7 +697,7 @@ class Body:
 
 
 async def passthrough(*chunks: bytes, inspect: Callable[[Any], None] | None = None,
-                      worth: re.Pattern[bytes] | None = None
+                      worth: Worth | None = None
                       ) -> tuple[list[bytes], UpstreamBadResponse | None]:
     """What the passthrough forwarded, and the error it ended with (None: a clean end)."""
     out: list[bytes] = []
@@ -751,7 +750,7 @@ async def test_passthrough_with_a_filter_decodes_only_what_it_names() -> None:
     """OpenAI-compatible passthrough decodes only chunks that may carry usage or an error; the rest are
     checked to be one JSON object, so garbage still never reaches the client."""
     seen: list[Any] = []
-    wanted = re.compile(rb"usage")
+    wanted = Worth(b"usage")
     stream = (b'data: {"a":1}\n\ndata: {"usage":{"n":2}}\n\n', b"data: [DONE]\n\n")
     out, err = await passthrough(*stream, inspect=seen.append, worth=wanted)
     assert err is None and b"".join(out) == b"".join(stream)
@@ -770,7 +769,7 @@ async def test_passthrough_filter_finds_every_named_event_in_a_read(reads: tuple
     """Plain events (one data line each) are searched once per read: each event the filter names is decoded
     whole, first, middle and last, and only those."""
     seen: list[Any] = []
-    out, err = await passthrough(*reads, inspect=seen.append, worth=re.compile(rb'"usage"'))
+    out, err = await passthrough(*reads, inspect=seen.append, worth=Worth(b'"usage"'))
     assert err is None and b"".join(out) == b"".join(reads)
     assert seen == [{"usage": {"n": 1}}, {"usage": {"n": 4}}]
 
@@ -781,7 +780,7 @@ async def test_passthrough_filter_finds_every_named_event_in_a_read(reads: tuple
     b'data: {"a":1}\n\ndata: {"a":2}\n\n\n\ndata: [DONE] \n\n',  # not quite [DONE]
 ], ids=["open", "trailing", "done"])
 async def test_passthrough_filter_still_refuses_a_malformed_event(read: bytes) -> None:
-    out, err = await passthrough(read, worth=re.compile(rb'"usage"'))
+    out, err = await passthrough(read, worth=Worth(b'"usage"'))
     assert out == [] and err is not None and "not JSON" in err.message
 
 
@@ -790,16 +789,24 @@ async def test_openai_compatible_passthrough_names_usage_and_errors_only() -> No
     named = [b'{"choices":[],"usage":{"prompt_tokens":3}}', b'{"error":{"message":"x"}}',
              b'{"choices":[], "usage": {"prompt_tokens":3}}']
     plain = [b'{"choices":[{"delta":{"content":"hi"}}],"usage":null}', b'{"choices":[], "usage": null}',
-             b'{"choices":[{"delta":{"content":"the usage, errors"}}]}']
-    assert all(USAGE_OR_ERROR.search(data) for data in named)
-    assert not any(USAGE_OR_ERROR.search(data) for data in plain)
+             b'{"choices":[{"delta":{"content":"the usage, errors"}}]}', b'{"choices":[],"error":null,"usage":null}']
+    assert all(USAGE_OR_ERROR.find(data) >= 0 for data in named)
+    assert not any(USAGE_OR_ERROR.find(data) >= 0 for data in plain)
+
+
+def test_worth_finds_the_first_marker_not_followed_by_null() -> None:
+    worth = Worth(b'"error"', b'"usage"')
+    data = b'{"usage":null,"error": null,"x":{"usage":{"n":1}},"error":{"m":1}}'
+    assert worth.find(data) == data.index(b'"usage":{')
+    assert worth.find(data, data.index(b'"usage":{') + 1) == data.index(b'"error":{')
+    assert worth.find(b'{"usage":null}') == -1 and worth.find(b"") == -1
 
 
 async def test_passthrough_reads_a_block_per_read_for_the_stream_writer() -> None:
     """``read_batch``: the whole events one read completes, as one block; a read that completes none is waited
     through; a last event without its blank line comes at the end of the body, then None."""
     reader = sse_passthrough(Body(b'data: {"a":1}\n\ndata: {"b"', b':2}\n\ndata: {"c":3}\n\n', b"data: [DONE]"),
-                             "openai", worth=re.compile(rb'"usage"'))  # type: ignore[arg-type]
+                             "openai", worth=Worth(b'"usage"'))  # type: ignore[arg-type]
     assert await reader.read_batch() == [b'data: {"a":1}\n\n']
     assert await reader.read_batch() == [b'data: {"b":2}\n\ndata: {"c":3}\n\n'] and not reader.ended
     assert await reader.read_batch() == [b"data: [DONE]"] and reader.ended

@@ -3,7 +3,6 @@ deployments), llama.cpp's server and LM Studio. They differ only in the fields o
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -24,7 +23,7 @@ from lynkr.convert.openai_chat import (
 from lynkr.errors import UpstreamBadResponse
 from lynkr.providers.base import BackendSettings, Event, ModelInfo, Provider
 from lynkr.providers.http import get, post, read_json
-from lynkr.providers.readers import sse_json, sse_passthrough
+from lynkr.providers.readers import Worth, sse_json, sse_passthrough
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +125,8 @@ def _raise_in_band_error(data: Any) -> None:
 
 
 # In a passed-through chunk worth decoding: an error, or usage that is not null (the last chunk when the
-# client asked for ``include_usage``). Over-matching costs a decode, never correctness.
-USAGE_OR_ERROR = re.compile(rb'"error"|"usage"(?!: ?null)')
+# client asked for ``include_usage``).
+USAGE_OR_ERROR = Worth(b'"error"', b'"usage"')
 
 
 class OpenAICompatProvider(Provider):

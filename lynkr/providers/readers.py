@@ -32,7 +32,7 @@ def sse_json(answer: Answer, provider: str) -> SSEJson:
 
 
 def sse_passthrough(answer: Answer, provider: str, inspect: Callable[[Any], None] | None = None,
-                    worth: re.Pattern[bytes] | None = None) -> SSEPassthrough:
+                    worth: Worth | None = None) -> SSEPassthrough:
     """An SSE response's bytes unchanged, whole events only, each checked (``SSEPassthrough``)."""
     return SSEPassthrough(answer, provider, inspect, worth)
 
@@ -190,7 +190,7 @@ class SSEPassthrough(_BodyReader[bytes]):
     __slots__ = ("_decoder", "_held", "_inspect", "_sent", "_worth")
 
     def __init__(self, answer: Answer, provider: str, inspect: Callable[[Any], None] | None = None,
-                 worth: re.Pattern[bytes] | None = None) -> None:
+                 worth: Worth | None = None) -> None:
         super().__init__(answer, provider)
         self._inspect, self._worth = inspect, worth
         self._decoder: SSEDecoder | None = None
@@ -260,6 +260,30 @@ class NDJSON(_BodyReader[Any]):
         return self._decoder.close()
 
 
+class Worth:
+    """What makes a passed-through event worth decoding: one of ``markers`` in its data, not followed by
+    ``null`` (a stream that asks for usage has ``"usage":null`` in every chunk). Over-matching costs a decode,
+    never correctness. Found with ``bytes.find``: a regular expression for the same stepped through every
+    quote of a read (~7 µs for 4 kB of chunks, two finds ~3.5)."""
+
+    __slots__ = ("markers",)
+
+    def __init__(self, *markers: bytes) -> None:
+        self.markers = markers
+
+    def find(self, data: bytes, start: int = 0) -> int:
+        """Where the first marker not followed by null is in ``data`` (from ``start``), or -1."""
+        first = -1
+        for marker in self.markers:
+            pos = data.find(marker, start)
+            while pos >= 0 and data.startswith(_NULL, pos + len(marker)):
+                pos = data.find(marker, pos + len(marker))
+            if pos >= 0 and (first < 0 or pos < first):
+                first = pos
+        return first
+
+
+_NULL = (b":null", b": null")
 _EVENT_ENDS = (b"\n\n", b"\r\r", b"\r\n\r\n")
 _BOM = b"\xef\xbb\xbf"
 
@@ -276,23 +300,22 @@ def _cut_events(buf: bytes, started: bool) -> tuple[bytes, bytes] | None:
     return (buf[:cut], buf[cut:]) if cut >= 2 else (b"", buf)
 
 
-def _check_worth(events: bytes, worth: re.Pattern[bytes], inspect: Callable[[Any], None] | None) -> None:
+def _check_worth(events: bytes, worth: Worth, inspect: Callable[[Any], None] | None) -> None:
     """Decode the plain events (``_PLAIN_EVENTS``) in which ``worth`` is found; the others are well-formed."""
     pos = 0
-    while (found := worth.search(events, pos)) is not None:
-        start = events.rfind(b"\n\n", 0, found.start())  # -1: in the first event
-        end = events.find(b"\n\n", found.end())
+    while (found := worth.find(events, pos)) >= 0:
+        start = events.rfind(b"\n\n", 0, found)  # -1: in the first event
+        end = events.find(b"\n\n", found)
         _check_event(events[start + 8 if start >= 0 else 6:end], inspect)  # after "data: "
         pos = end + 2
 
 
-def _check_block(block: bytes, inspect: Callable[[Any], None] | None,
-                 worth: re.Pattern[bytes] | None = None) -> bool:
+def _check_block(block: bytes, inspect: Callable[[Any], None] | None, worth: Worth | None = None) -> bool:
     """Check one event's data (LF line ends); False when it has no data field."""
     data = _block_data(block)
     if not data:
         return data is not None
-    if worth is None or worth.search(data) is not None or data == b"[DONE]":
+    if worth is None or worth.find(data) >= 0 or data == b"[DONE]":
         _check_event(data, inspect)
     elif not (data[:1] == b"{" and data.rstrip()[-1:] == b"}"):
         orjson.loads(data)  # not an object: raises what a full decode would (or lets a bare JSON value pass)
