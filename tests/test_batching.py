@@ -218,6 +218,26 @@ async def test_the_writer_reports_a_clean_end_once_and_observes_every_item(aioht
     assert outcome.seen == [b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n"]
 
 
+async def test_a_streams_headers_go_out_with_its_first_events(aiohttp_client, monkeypatch):
+    """One system call, not two: the response headers are not written alone before the first events."""
+    from aiohttp.http_writer import StreamWriter
+
+    sent: list[bytes] = []
+    write, writelines = StreamWriter._write, StreamWriter._writelines
+    monkeypatch.setattr(StreamWriter, "_write", lambda self, chunk: (sent.append(bytes(chunk)), write(self, chunk)))
+    monkeypatch.setattr(StreamWriter, "_writelines", lambda self, chunks: (
+        sent.append(b"".join(chunks)), writelines(self, chunks)))
+
+    async def events():
+        await asyncio.sleep(0.01)
+        yield b"data: 2\n\n"
+
+    body, _ = await _write_stream(aiohttp_client, events)
+    assert body == b"data: 1\n\ndata: 2\n\n"
+    first = next(chunk for chunk in sent if chunk.startswith(b"HTTP/1.1 200"))
+    assert first.endswith(b"\r\n\r\n9\r\ndata: 1\n\n\r\n")  # the headers, then the first event's chunk
+
+
 async def test_a_silent_backend_is_its_stall(aiohttp_client):
     async def events():
         yield b"data: 2\n\n"

@@ -34,6 +34,15 @@ SSE_HEADERS = {
 }
 
 
+class EventStreamResponse(web.StreamResponse):
+    """A streamed answer whose headers go out with its first write, not in a packet (and a system call) of
+    their own, as aiohttp's ``web.Response`` does: the writer writes the first batch as soon as the response
+    is prepared. (The end of the body stays a write of its own: written with the last batch, a client that
+    stops reading at the very end would leave the writer no clean way to end the stream.)"""
+
+    _send_headers_immediately = False
+
+
 class _Watchdog:
     """Pings the client after ``ping_interval`` without a write, and cancels the writer after
     ``idle_timeout`` without a backend event (it then ends the stream with an error event). A timer
@@ -97,7 +106,6 @@ async def stream_events(
     ping_interval: float,
     headers: dict[str, str],
     idle_timeout: float | None = None,
-    tail: bytes = b"",
     outcome: StreamOutcome[T] | None = None,
 ) -> web.StreamResponse:
     """Write ``first`` and then ``events`` as SSE; the caller has already awaited ``first``.
@@ -109,7 +117,7 @@ async def stream_events(
     if observe is not None:
         observe([first])  # before anything can fail: the first event carries the input tokens
     rid = request.get(REQUEST_ID)
-    resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers, **({"X-Request-ID": rid} if rid else {})})
+    resp = EventStreamResponse(status=200, headers={**SSE_HEADERS, **headers, **({"X-Request-ID": rid} if rid else {})})
     await resp.prepare(request)
     shedder = request.app[SHEDDER]
     shedder.streams += 1  # till the finally below: nothing awaits in between
@@ -146,8 +154,6 @@ async def stream_events(
             waiting = False
             if batch is None and outcome is not None:  # it ended after a wait, with nothing more to say
                 outcome.ended()
-        if tail:
-            await resp.write(tail)
     except ConnectionResetError:
         logger.info("client closed the stream early [{}]", request.get(REQUEST_ID))
     except asyncio.CancelledError:
