@@ -100,6 +100,21 @@ async def test_a_model_name_with_control_characters_never_splits_a_header(lynkr_
     await resp.read()
 
 
+async def test_cookies_a_backend_sets_are_not_sent_back(openai_upstream, aiohttp_client):
+    """One client session serves every caller: a cookie one answer sets (Cloudflare's, in front of OpenAI and
+    OpenRouter) must not ride along on anybody's next request. (By host name: a jar takes no cookies from an
+    IP address.)"""
+    endpoint = openai_upstream.url.replace("127.0.0.1", "localhost") + "/v1/chat/completions"
+    client = await aiohttp_client(create_app(make_settings(model_provider="openai", openai_api_key=SECRET,
+                                                           openai_endpoint=endpoint, openai_model="gpt-4o")))
+    script = openai_upstream.script
+    script.enqueue(Failure(400, {"error": {"message": "bad", "type": "invalid_request_error"}},
+                           headers={"Set-Cookie": "__cf_bm=secret; Path=/"}), Answer(text="hi"))
+    assert (await client.post("/v1/messages", json=claude_request())).status == 400
+    assert (await client.post("/v1/messages", json=claude_request())).status == 200
+    assert [h.get("Cookie") for h in script.headers] == [None, None]
+
+
 async def test_claude_model_names_map_to_backend_models(openai_upstream, aiohttp_client):
     client = await aiohttp_client(create_app(openai_settings(openai_upstream, small_fast_model="gpt-4o-mini")))
     script = openai_upstream.script

@@ -74,6 +74,10 @@ async def _backends(app: web.Application, *, providers: dict[str, Provider] | No
         # proxies come from the environment once per backend (providers.http.proxy_for), not per call:
         # trust_env makes aiohttp look up .netrc and proxies in a thread on every request (~0.4 ms CPU)
         trust_env=False,
+        # no cookie jar: backends authenticate with headers, and a cookie one answer sets (Cloudflare's, in
+        # front of OpenAI and OpenRouter) would go out with every caller's requests; a jar holding them also
+        # costs ~6 µs of matching per request
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
     app[HTTP] = http
     settings = app[SETTINGS]
