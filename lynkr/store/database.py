@@ -29,6 +29,12 @@ from lynkr.background import stop
 
 Params = Sequence[Any] | dict[str, Any]
 
+# sqlite3 binds int, float and str directly, but None through its adapter protocol, which for want of an
+# adapter fails two attribute lookups and formats an AttributeError message: ~0.15 µs for each None, and a
+# telemetry row has about ten (measured: 3.5 -> 2.0 µs a row of ten NULLs). Found in the adapter table, None
+# is bound as NULL all the same.
+sqlite3.register_adapter(type(None), lambda value: value)
+
 
 class Database:
     def __init__(self, path: Path | str, *, flush_interval: float = 0.2, max_pending: int = 500) -> None:
