@@ -301,8 +301,8 @@ class ChatStreamTranslation:
                     known = self._calls[index] = (self._n_calls, call_id)
                     self._n_calls += 1
                 try:
-                    events += self.out.tool_call(known[0], id=call_id, name=fn.get("name"),
-                                                 arguments=_arguments_text(fn.get("arguments")))
+                    events += out.tool_call(known[0], id=call_id, name=fn.get("name"),
+                                            arguments=_arguments_text(fn.get("arguments")))
                 except ValueError as exc:
                     raise UpstreamBadResponse(f"backend interleaved tool calls: {exc}") from None
             if f := choice.get("finish_reason"):

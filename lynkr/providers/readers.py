@@ -219,7 +219,7 @@ class SSEPassthrough(_BodyReader[bytes]):
         for ev in self._decoder.feed(chunk):
             _check_event(ev.data, inspect)
         held = self._held + chunk
-        cut = max(held.rfind(end) + len(end) if end in held else 0 for end in _EVENT_ENDS)
+        cut = max(at + len(end) if (at := held.rfind(end)) >= 0 else 0 for end in _EVENT_ENDS)
         self._held = held[cut:]
         if not cut:
             return []
